@@ -1,0 +1,60 @@
+"""On-device rollout storage for a cohort (leading dims: agent K, time T, env N) and GAE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor  # uint8 (K, T, N, C, H, W)
+    actions: torch.Tensor  # int64 (K, T, N)
+    logprobs: torch.Tensor  # float32 (K, T, N)
+    values: torch.Tensor  # float32 (K, T, N)
+    rewards: torch.Tensor  # float32 (K, T, N): normalised
+    dones: torch.Tensor  # bool (K, T, N)
+    valids: torch.Tensor  # bool (K, T, N)
+    episode_ends: torch.Tensor  # bool (K, T, N)
+    episode_returns: torch.Tensor  # float32 (K, T, N): raw, where episode_ends
+    episode_lengths: torch.Tensor  # float32 (K, T, N)
+
+    @classmethod
+    def allocate(cls, agents: int, steps: int, envs: int, obs_shape: tuple[int, ...],
+                 device: torch.device) -> "Rollout":
+        def z(dtype: torch.dtype, *extra: int) -> torch.Tensor:
+            return torch.zeros((agents, steps, envs, *extra), dtype=dtype, device=device)
+
+        f32 = torch.float32
+        return cls(z(torch.uint8, *obs_shape), z(torch.int64), z(f32), z(f32), z(f32), z(torch.bool),
+                   z(torch.bool), z(torch.bool), z(f32), z(f32))
+
+    def flat(self, name: str) -> torch.Tensor:
+        """Field ``name`` as (K, T*N, ...): one batch per agent."""
+        x = getattr(self, name)
+        return x.reshape(x.shape[0], -1, *x.shape[3:])
+
+    def names(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, valids: torch.Tensor,
+        next_value: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over time dim -2 of (..., T, N) tensors.
+
+    ``dones[t]`` ends the episode at transition t (no bootstrap past it). Invalid steps (envpool's
+    auto-reset step, which always follows a done) get advantage 0 and are excluded from losses;
+    nothing bootstraps from them, since the step before them is terminal.
+    Returns (advantages, returns = advantages + values).
+    """
+    steps = rewards.shape[-2]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(steps)):
+        next_v = next_value if t == steps - 1 else values[..., t + 1, :]
+        nonterminal = (~dones[..., t, :]).to(rewards.dtype)
+        delta = rewards[..., t, :] + gamma * next_v * nonterminal - values[..., t, :]
+        last = (delta + gamma * lam * nonterminal * last) * valids[..., t, :].to(rewards.dtype)
+        advantages[..., t, :] = last
+    return advantages, advantages + values

@@ -1,0 +1,262 @@
+"""The cohort trainer: K agents collect, compute advantages and update together.
+
+K = 1 is plain PPO (or SPO); K >= 2 adds mutual distillation (see ``mdpo.update``). Each agent has
+its own envs, reward normaliser and rollout slice; one Adam covers all agents' parameters.
+
+Environments restart (fresh seeds derived from the run seed, agent and update) at every checkpoint.
+That is what makes a resumed run continue bit-for-bit: envpool's env state cannot be saved, but a
+restart at a known update can be repeated. The rollout before a restart bootstraps from the value of
+its last observation, as at any rollout end, so the learning targets stay correct.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mdpo.config import Config, agent_env, to_dict
+from mdpo.envs import Monitor, make_env
+from mdpo.errors import MdpoError
+from mdpo.evaluate import evaluate_cohort, summarize
+from mdpo.logger import Logger
+from mdpo.rollout import Rollout, gae
+from mdpo.runs import EVAL, build_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
+from mdpo.runtime import derive_seed, resolve_device, sample_actions
+from mdpo.update import STATS, update
+
+
+class Trainer:
+    """Everything a checkpoint holds, and the loop that advances it."""
+
+    def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.device = resolve_device(cfg.device)
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        k, n, t = cfg.cohort.num_agents, cfg.env.num_envs, cfg.ppo.num_steps
+        self.batch_steps = n * t  # env steps per agent per update
+        self.num_updates = math.ceil(cfg.total_steps / self.batch_steps)
+        self.update_idx = state["update"] if state else 0
+        self.global_step = state["global_step"] if state else 0
+        self.monitors = [Monitor(cfg.ppo.gamma, cfg.ppo.reward_clip, cfg.ppo.norm_reward, self.device)
+                         for _ in range(k)]
+        self.envs: list = []
+        self.start_envs()
+        obs_shape, num_actions = self.envs[0].obs_shape, self.envs[0].num_actions
+        if any(e.obs_shape != obs_shape or e.num_actions != num_actions for e in self.envs):
+            raise MdpoError("all agents' environments must share observation shape and action count")
+        self.spec = {"obs_shape": list(obs_shape), "num_actions": num_actions}
+        self.agents = build_agents(cfg, obs_shape, num_actions, self.device)
+        self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
+        self.stop_signal: str | None = None
+        if state:
+            self.load_state_dict(state)
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "config": to_dict(self.cfg),
+            "update": self.update_idx,
+            "global_step": self.global_step,
+            "spec": self.spec,
+            "agents": self.agents.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "monitors": [m.state_dict() for m in self.monitors],
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.agents.load_state_dict(state["agents"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise MdpoError(f"checkpoint does not fit this config ({str(exc).splitlines()[0]})") from None
+        for monitor, s in zip(self.monitors, state["monitors"]):
+            monitor.load_state_dict(s)
+        self.generator.set_state(state["generator"].cpu())
+
+    def start_envs(self) -> None:
+        """(Re)create every agent's envs for a segment that starts at the current update."""
+        for env in self.envs:
+            env.close()
+        self.envs, self.next_obs = [], []
+        for i, monitor in enumerate(self.monitors):
+            agent_part = 0 if self.cfg.cohort.same_env_seed else i
+            seed = derive_seed(self.cfg.seed, "train", agent_part, self.update_idx)
+            env = make_env(agent_env(self.cfg, i), self.cfg.env.num_envs, seed, self.device, "train")
+            self.envs.append(env)
+            self.next_obs.append(monitor.attach(env))
+
+    # ---- one update: collect, advantages, learn ----------------------------------------------
+
+    @torch.no_grad()
+    def collect(self) -> None:
+        """``num_steps`` steps of every agent's envs into the rollout buffer."""
+        r = self.rollout
+        for t in range(self.cfg.ppo.num_steps):
+            for i, (agent, monitor) in enumerate(zip(self.agents, self.monitors)):
+                obs = self.next_obs[i]
+                logits, value = agent(obs)
+                action, logprob = sample_actions(logits, self.generator)
+                step = monitor.step(action)
+                r.obs[i, t] = obs
+                r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, value
+                r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
+                r.episode_ends[i, t] = step.episode_end
+                r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
+                self.next_obs[i] = step.obs
+
+    @torch.no_grad()
+    def advantages(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r, p = self.rollout, self.cfg.ppo
+        next_value = torch.stack([agent(obs)[1] for agent, obs in zip(self.agents, self.next_obs)])
+        return gae(r.rewards, r.values, r.dones, r.valids, next_value, p.gamma, p.gae_lambda)
+
+    def iteration(self) -> dict[str, float]:
+        """One update of the whole cohort; returns its metrics."""
+        cfg, r = self.cfg, self.rollout
+        start = time.perf_counter()
+        if cfg.ppo.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates)
+        self.collect()
+        adv, returns = self.advantages()
+        batch = {name: r.flat(name) for name in ("obs", "actions", "logprobs", "values", "valids")}
+        batch["advantages"] = adv.flatten(1)
+        batch["returns"] = returns.flatten(1)
+        stats = update(self.agents, self.optimizer, batch, cfg, self.generator)
+        self.global_step += self.batch_steps
+        self.update_idx += 1
+        return self.metrics(stats, returns, time.perf_counter() - start)
+
+    def metrics(self, stats: torch.Tensor, returns: torch.Tensor, seconds: float) -> dict[str, float]:
+        """CleanRL's names; with several agents, the cohort mean plus per-agent values (/agentI)."""
+        r, k = self.rollout, self.cfg.cohort.num_agents
+        valid = r.valids.float()
+        ends = r.episode_ends.float()
+        n_ends = ends.sum((1, 2))
+        resid = (returns - r.values) * valid
+        count = valid.sum((1, 2))
+
+        def var(x: torch.Tensor) -> torch.Tensor:
+            mean = (x * valid).sum((1, 2)) / count
+            return (((x - mean[:, None, None]) ** 2) * valid).sum((1, 2)) / count
+
+        per_agent = torch.stack([
+            *stats.T,
+            1 - var(resid) / var(returns),
+            (r.episode_returns * ends).sum((1, 2)) / n_ends,
+            (r.episode_lengths * ends).sum((1, 2)) / n_ends,
+        ], dim=1).cpu()  # the one host sync of an update
+        names = [f"losses/{s}" for s in STATS[:-1]] + [f"distill/{self.cfg.cohort.distill}" if k > 1 else ""]
+        names += ["losses/explained_variance", "charts/episodic_return", "charts/episodic_length"]
+        out: dict[str, float] = {
+            "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
+            "charts/SPS": k * self.batch_steps / seconds,
+            "charts/update": self.update_idx,
+        }
+        for j, name in enumerate(names):
+            if name:
+                out[name] = per_agent[:, j].nanmean().item()
+                if k > 1:
+                    out.update({f"{name}/agent{i}": per_agent[i, j].item() for i in range(k)})
+        return out
+
+    def evaluate(self, episodes: int) -> tuple[dict[str, float], list[dict]]:
+        results = evaluate_cohort(self.agents, self.cfg, episodes, ("update", self.update_idx),
+                                  self.device, self.cfg.eval.greedy)
+        return summarize(results, self.cfg.env), results
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Train to ``total_steps``, checkpointing and evaluating on schedule; returns the run folder.
+
+        SIGINT/SIGTERM finish the current update, write a checkpoint and return.
+        """
+        cfg = self.cfg
+        logger = Logger(self.run_dir, resume_step=self.global_step if self.update_idx else None)
+        bar = tqdm(total=self.num_updates * self.batch_steps, initial=self.global_step, unit="step",
+                   unit_scale=True, disable=not self.progress, dynamic_ncols=True)
+        try:
+            with self.stop_on_signals():
+                while self.update_idx < self.num_updates and not self.stop_signal:
+                    metrics = self.iteration()
+                    last = self.update_idx == self.num_updates
+                    if cfg.eval.every and self.update_idx % cfg.eval.every == 0 and not last:
+                        metrics.update(self.evaluate(cfg.eval.episodes)[0])
+                    logger.log(self.global_step, metrics)
+                    bar.update(self.batch_steps)
+                    bar.set_postfix(self.postfix(metrics), refresh=False)
+                    if last or self.stop_signal or self.update_idx % cfg.checkpoint_every == 0:
+                        save_checkpoint(self.run_dir, self.state_dict())
+                        if not (last or self.stop_signal):
+                            self.start_envs()
+            if self.update_idx >= self.num_updates and not self.stop_signal:
+                summary, results = self.evaluate(cfg.eval.final_episodes)
+                logger.log(self.global_step, summary)
+                write_json(self.run_dir / EVAL, {
+                    "global_step": self.global_step, "update": self.update_idx,
+                    "episodes": cfg.eval.final_episodes, "greedy": cfg.eval.greedy,
+                    "summary": summary, "agents": results,
+                })
+                bar.set_postfix(self.postfix(summary), refresh=True)
+        finally:
+            bar.close()
+            logger.close()
+            for env in self.envs:
+                env.close()
+        return self.run_dir
+
+    @staticmethod
+    def postfix(metrics: dict[str, float]) -> dict[str, str]:
+        keys = {"charts/SPS": "sps", "charts/episodic_return": "ret", "eval/test_return": "test"}
+        return {short: f"{metrics[k]:.4g}" for k, short in keys.items() if k in metrics}
+
+    @contextmanager
+    def stop_on_signals(self):
+        """The first SIGINT/SIGTERM asks for a clean stop; a second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.stop_signal:
+                raise KeyboardInterrupt
+            self.stop_signal = signal.Signals(signum).name
+            tqdm.write(f"{self.stop_signal}: finishing this update, then writing a checkpoint")
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def train(cfg: Config, progress: bool = True) -> Path:
+    """Start a new run from a resolved config; returns its run folder."""
+    run_dir = new_run_dir(cfg)
+    return Trainer(cfg, run_dir, progress=progress).run()
+
+
+def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = True) -> Path:
+    """Continue a run from its checkpoint (``overrides`` may extend ``total_steps`` and the like)."""
+    from mdpo.config import set_field, validate
+
+    cfg = load_config(run_dir)
+    for key, value in (overrides or {}).items():
+        set_field(cfg, key, value)
+    validate(cfg)
+    state = load_checkpoint(run_dir, resolve_device(cfg.device))
+    return Trainer(cfg, Path(run_dir), state, progress=progress).run()
