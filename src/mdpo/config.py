@@ -60,6 +60,9 @@ class PPOConfig:
 class NetConfig:
     width: int = _f(1, "IMPALA-CNN channel multiplier (2 for the scaled-up ablation)")
     hidden: int = _f(256, "hidden units after the conv stack")
+    encoder_from: str = _f("", "run folder whose trained encoder initialises every agent (ablations)")
+    encoder_agent: int = _f(0, "which agent of encoder_from supplies the encoder")
+    freeze_encoder: bool = _f(False, "keep the encoder fixed; train only the actor and critic heads")
 
 
 @dataclass

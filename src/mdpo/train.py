@@ -27,7 +27,7 @@ from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.rollout import Rollout, gae
-from mdpo.runs import EVAL, build_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
+from mdpo.runs import EVAL, build_agents, load_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
 from mdpo.runtime import derive_seed, resolve_device, sample_actions
 from mdpo.update import STATS, update
 
@@ -54,6 +54,11 @@ class Trainer:
             raise MdpoError("all agents' environments must share observation shape and action count")
         self.spec = {"obs_shape": list(obs_shape), "num_actions": num_actions}
         self.agents = build_agents(cfg, obs_shape, num_actions, self.device)
+        if cfg.net.encoder_from:
+            self.copy_encoder(cfg.net.encoder_from, cfg.net.encoder_agent)
+        if cfg.net.freeze_encoder:
+            for agent in self.agents:
+                agent.encoder.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
@@ -84,6 +89,16 @@ class Trainer:
         for monitor, s in zip(self.monitors, state["monitors"]):
             monitor.load_state_dict(s)
         self.generator.set_state(state["generator"].cpu())
+
+    def copy_encoder(self, run_dir: str, source_agent: int) -> None:
+        _, source, _ = load_agents(run_dir, self.device)
+        if not 0 <= source_agent < len(source):
+            raise MdpoError(f"net.encoder_agent={source_agent} but {run_dir} has {len(source)} agent(s)")
+        try:
+            for agent in self.agents:
+                agent.encoder.load_state_dict(source[source_agent].encoder.state_dict())
+        except RuntimeError:
+            raise MdpoError(f"the encoder in {run_dir} does not fit this network (net.width/hidden differ)") from None
 
     def start_envs(self) -> None:
         """(Re)create every agent's envs for a segment that starts at the current update."""
@@ -221,7 +236,7 @@ class Trainer:
     @staticmethod
     def postfix(metrics: dict[str, float]) -> dict[str, str]:
         keys = {"charts/SPS": "sps", "charts/episodic_return": "ret", "eval/test_return": "test"}
-        return {short: f"{metrics[k]:.4g}" for k, short in keys.items() if k in metrics}
+        return {short: f"{metrics[k]:.4g}" for k, short in keys.items() if math.isfinite(metrics.get(k, math.nan))}
 
     @contextmanager
     def stop_on_signals(self):
