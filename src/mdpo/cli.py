@@ -95,8 +95,13 @@ def cmd_flags(args: argparse.Namespace) -> None:
         print(f"| `--{key}` | `{default!r}` | {doc} |")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise MdpoError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mdpo", description="Mutual distillation policy optimisation.")
+    parser = _Parser(prog="mdpo", description="Mutual distillation policy optimisation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train PPO / MDPO (a cohort of agents)")
@@ -122,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except MdpoError as exc:
         print(f"mdpo: error: {exc}", file=sys.stderr)

@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mdpo.cli import main
+from mdpo.runs import CHECKPOINT, load_checkpoint
+from mdpo.train import Trainer, resume, train
+
+RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "eval.json")
+
+
+def _params(run_dir):
+    return load_checkpoint(run_dir)["agents"]
+
+
+def test_same_seed_same_metrics(tiny, tmp_path):
+    cfg = tiny("mdpo")
+    runs = []
+    for name in ("a", "b"):
+        trainer = Trainer(cfg, tmp_path / name, progress=False)
+        metrics = [trainer.iteration() for _ in range(2)]
+        runs.append([{k: v for k, v in m.items() if k != "charts/SPS"} for m in metrics])
+    assert json.dumps(runs[0]) == json.dumps(runs[1])  # NaN-aware (no episode ended yet)
+    assert "distill/kl" in runs[0][0] and "losses/value_loss/agent1" in runs[0][0]
+
+
+def test_resume_continues_bit_for_bit(tiny):
+    # 4 updates straight vs 2 + resume + 2 (checkpoints, and env restarts, every 2 updates)
+    straight = train(tiny("mdpo", total_steps=128, run_name="straight"), progress=False)
+    half = train(tiny("mdpo", total_steps=64, run_name="halves"), progress=False)
+    assert load_checkpoint(half)["update"] == 2
+    resumed = resume(half, {"total_steps": 128}, progress=False)
+    a, b = _params(straight), _params(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(line)["global_step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 128
+
+
+@pytest.mark.parametrize("algo", ["ppo", "mdpo"])
+def test_smoke_run_writes_run_folder(tiny, algo):
+    run_dir = train(tiny(algo), progress=False)
+    for name in RUN_FILES:
+        assert (run_dir / name).exists(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    result = json.loads((run_dir / "eval.json").read_text())
+    agents = 2 if algo == "mdpo" else 1
+    assert len(result["agents"]) == agents
+    assert {"eval/train_return", "eval/test_return", "eval/gap", "eval/test_score"} <= result["summary"].keys()
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"losses/policy_loss", "losses/value_loss", "charts/SPS"} <= lines[0].keys()
+    assert ("distill/kl" in lines[0]) == (algo == "mdpo")
+
+
+def _error_line(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_game_is_one_line_error(capsys):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "pacman"])
+    assert "unknown game 'pacman'" in err and "coinrun" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--ppo.lr", "fast"], "bad value for ppo.lr"),
+    (["--env.mode", "medium"], "unknown mode 'medium'"),
+    (["--ppo.num_minibatches", "3"], "not divisible"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--no.such_field", "1"], "unrecognized arguments"),
+])
+def test_bad_config_is_one_line_error(capsys, argv, expected):
+    assert expected in _error_line(capsys, ["train", "--preset", "smoke", *argv])
+
+
+def test_missing_and_corrupt_checkpoint_are_one_line_errors(tiny, capsys, tmp_path):
+    assert "does not exist" in _error_line(capsys, ["eval", str(tmp_path / "nowhere")])
+    run_dir = train(tiny("ppo"), progress=False)
+    (run_dir / CHECKPOINT).write_bytes(b"not a checkpoint")
+    assert "corrupt" in _error_line(capsys, ["eval", str(run_dir)])
+    assert "corrupt" in _error_line(capsys, ["train", "--resume", str(run_dir)])
+    (run_dir / CHECKPOINT).unlink()
+    assert "no checkpoint" in _error_line(capsys, ["eval", str(run_dir)])
+
+
+def test_eval_command_rereads_checkpoint(tiny, capsys):
+    run_dir = train(tiny("mdpo"), progress=False)
+    assert main(["eval", str(run_dir), "--episodes", "2", "--device", "cpu"]) == 0
+    out = json.loads((Path(run_dir) / "reeval.json").read_text())
+    assert len(out["agents"]) == 2 and len(out["agents"][0]["test"]["returns"]) == 2

@@ -1,0 +1,66 @@
+import pytest
+import torch
+from torch import nn
+
+from mdpo.config import resolve
+from mdpo.nets import ActorCritic
+from mdpo.update import cohort_loss
+
+
+def _cohort(k=2):
+    torch.manual_seed(0)
+    return nn.ModuleList(ActorCritic((3, 8, 8), 5, hidden=16) for _ in range(k))
+
+
+def _minibatch(k=2, m=6, mask_agents=()):
+    g = torch.Generator().manual_seed(1)
+    valids = torch.ones(k, m, dtype=torch.bool)
+    for i in mask_agents:
+        valids[i] = False
+    return {
+        "obs": torch.randint(0, 256, (k, m, 3, 8, 8), generator=g, dtype=torch.uint8),
+        "actions": torch.randint(0, 5, (k, m), generator=g),
+        "logprobs": torch.full((k, m), -1.6),
+        "values": torch.zeros(k, m),
+        "advantages": torch.zeros(k, m),
+        "returns": torch.zeros(k, m),
+        "valids": valids,
+    }
+
+
+def _grad_norm(module):
+    return sum(p.grad.abs().sum().item() for p in module.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_distillation_gradient_reaches_peer_unless_detached(detach):
+    # Only agent 0's minibatch is valid, and only the KL term is on: the loss is
+    # alpha * KL(pi_1(s_0) || pi_0(s_0)) / 2. Agent 1 gets gradient only through being the peer.
+    cfg = resolve("smoke", "mdpo", {"ppo.vf_coef": 0.0, "ppo.ent_coef": 0.0, "cohort.detach_peer": detach,
+                                     "env.game": "coinrun"})
+    agents = _cohort()
+    loss, stats = cohort_loss(agents, _minibatch(mask_agents=(1,)), cfg)
+    loss.backward()
+    assert stats[0, -1] > 0  # the KL itself (distinct random inits)
+    assert _grad_norm(agents[0]) > 0
+    if detach:
+        assert _grad_norm(agents[1]) == 0
+    else:
+        assert _grad_norm(agents[1]) > 0
+
+
+def test_cohort_loss_is_mean_of_agent_losses_plus_alpha_kl():
+    cfg0 = resolve("smoke", "mdpo", {"cohort.alpha": 0.0})
+    cfg1 = resolve("smoke", "mdpo", {"cohort.alpha": 1.0})
+    agents, mb = _cohort(), _minibatch()
+    base, _ = cohort_loss(agents, mb, cfg0)
+    with_kl, stats = cohort_loss(agents, mb, cfg1)
+    # loss = mean_i (base_i + alpha * KL_i)
+    assert with_kl.item() == pytest.approx(base.item() + stats[:, -1].mean().item(), rel=1e-5)
+
+
+def test_single_agent_has_no_distillation_term():
+    cfg = resolve("smoke", "ppo")
+    agents = _cohort(1)
+    _, stats = cohort_loss(agents, _minibatch(k=1), cfg)
+    assert stats.shape == (1, 6) and stats[0, -1] == 0
