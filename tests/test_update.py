@@ -64,3 +64,24 @@ def test_single_agent_has_no_distillation_term():
     agents = _cohort(1)
     _, stats = cohort_loss(agents, _minibatch(k=1), cfg)
     assert stats.shape == (1, 6) and stats[0, -1] == 0
+
+
+def test_best_teacher_is_one_way():
+    # agent 1 teaches: it receives no gradient from the students' distillation terms
+    cfg = resolve("smoke", "mdpo", {"ppo.vf_coef": 0.0, "ppo.ent_coef": 0.0, "cohort.peer_target": "best",
+                                     "cohort.num_agents": 3})
+    agents = _cohort(3)
+    mb = _minibatch(k=3, mask_agents=(1,))  # the teacher's own terms are masked out
+    loss, stats = cohort_loss(agents, mb, cfg, teacher=1)
+    loss.backward()
+    assert stats[1, -1] == 0 and (stats[[0, 2], -1] > 0).all()
+    assert _grad_norm(agents[1]) == 0 and _grad_norm(agents[0]) > 0 and _grad_norm(agents[2]) > 0
+
+
+def test_peer_targets_each_vs_mean():
+    agents, mb = _cohort(3), _minibatch(k=3)
+    each = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3}))[1][:, -1]
+    mean = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3,
+                                                             "cohort.peer_target": "mean"}))[1][:, -1]
+    # KL(mixture || own) <= mean of KL(peer || own) (convexity of KL in its first argument)
+    assert (mean <= each + 1e-7).all() and (mean < each).any()

@@ -71,6 +71,13 @@ class CohortConfig:
     distill: str = _f("kl", "distillation loss between peers (see mdpo.distill.DISTILL_LOSSES)")
     alpha: float = _f(1.0, "weight of the distillation term")
     detach_peer: bool = _f(False, "stop gradients through the peer (classic DML); the paper does not")
+    temperature: float = _f(1.0, "distil softened policies (logits / T), loss scaled by T^2")
+    alpha_warmup: int = _f(0, "ramp alpha linearly from 0 over this many updates (0 = constant)")
+    peer_target: str = _f("each", "each: average the loss over peers (DML); mean: distil towards the "
+                                  "peers' average policy; best: the best recent agent teaches the rest, one-way")
+    teacher_every: int = _f(10, "peer_target=best: re-pick the teacher (best mean return) every this many updates")
+    level_split: str = _f("shared", "shared: every agent trains on the same levels; disjoint: the training "
+                                    "levels are cut into one block per agent")
     same_env_seed: bool = _f(True, "all agents' envs share one seed, as in the authors' code")
     agent_env: list = _f([], "per-agent env overrides, e.g. [{agreement: 1.0}, {agreement: 0.5}]")
 
@@ -115,6 +122,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval.final_episodes": 4, "device": "cpu",
     },
 }
+
+PEER_TARGETS = ("each", "mean", "best")
+LEVEL_SPLITS = ("shared", "disjoint")
 
 ALGOS: dict[str, dict[str, Any]] = {
     "ppo": {"cohort.num_agents": 1, "ppo.base_loss": "ppo"},
@@ -253,12 +263,25 @@ def validate(cfg: Config) -> None:
         raise MdpoError(f"ppo.lr must be positive, got {cfg.ppo.lr}")
     if cfg.cohort.alpha < 0:
         raise MdpoError(f"cohort.alpha must be >= 0, got {cfg.cohort.alpha}")
+    choices = {"cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
+               "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS)}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")
+    if cfg.cohort.temperature <= 0 or cfg.cohort.teacher_every < 1 or cfg.cohort.alpha_warmup < 0:
+        raise MdpoError("cohort.temperature must be > 0, cohort.teacher_every >= 1, cohort.alpha_warmup >= 0")
+    if cfg.cohort.level_split == "disjoint" and cfg.env.num_levels < cfg.cohort.num_agents:
+        raise MdpoError("cohort.level_split=disjoint needs env.num_levels >= cohort.num_agents")
 
 
 def agent_env(cfg: Config, agent: int) -> EnvConfig:
-    """Agent ``agent``'s training environment: the shared env config plus its own overrides."""
+    """Agent ``agent``'s training environment: the shared env config, its block of levels under
+    ``level_split=disjoint``, then its own ``agent_env`` overrides."""
     overrides = cfg.cohort.agent_env[agent] if agent < len(cfg.cohort.agent_env) else {}
     holder = Config(env=dataclasses.replace(cfg.env))
+    if cfg.cohort.level_split == "disjoint":
+        block = cfg.env.num_levels // cfg.cohort.num_agents
+        holder.env.start_level, holder.env.num_levels = cfg.env.start_level + agent * block, block
     for key, value in overrides.items():
         set_field(holder, f"env.{key}", value)
     return holder.env

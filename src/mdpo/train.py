@@ -29,7 +29,8 @@ from mdpo.logger import Logger
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import EVAL, build_agents, load_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
 from mdpo.runtime import derive_seed, resolve_device, sample_actions
-from mdpo.update import STATS, update
+from mdpo.distill import DISTILL_REWARDS
+from mdpo.update import STATS, distill_rewards, update
 
 
 class Trainer:
@@ -63,6 +64,8 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
         self.stop_signal: str | None = None
+        self.teacher: int | None = None  # peer_target=best: the current teacher
+        self.recent_returns = torch.zeros(k, 2, device=self.device)  # (sum, episodes) since the last pick
         if state:
             self.load_state_dict(state)
 
@@ -78,6 +81,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "monitors": [m.state_dict() for m in self.monitors],
             "generator": self.generator.get_state(),
+            "teacher": self.teacher,
+            "recent_returns": self.recent_returns,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -89,6 +94,8 @@ class Trainer:
         for monitor, s in zip(self.monitors, state["monitors"]):
             monitor.load_state_dict(s)
         self.generator.set_state(state["generator"].cpu())
+        self.teacher = state["teacher"]
+        self.recent_returns = state["recent_returns"].to(self.device)
 
     def copy_encoder(self, run_dir: str, source_agent: int) -> None:
         _, source, _ = load_agents(run_dir, self.device)
@@ -132,10 +139,30 @@ class Trainer:
                 self.next_obs[i] = step.obs
 
     @torch.no_grad()
-    def advantages(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def advantages(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
         r, p = self.rollout, self.cfg.ppo
         next_value = torch.stack([agent(obs)[1] for agent, obs in zip(self.agents, self.next_obs)])
-        return gae(r.rewards, r.values, r.dones, r.valids, next_value, p.gamma, p.gae_lambda)
+        rewards = r.rewards
+        if self.cfg.cohort.distill in DISTILL_REWARDS and len(self.agents) > 1 and alpha > 0:
+            after = torch.cat([r.obs[:, 1:], torch.stack(self.next_obs).unsqueeze(1)], dim=1)
+            rewards = rewards + distill_rewards(self.agents, after, r.dones, self.cfg, alpha)
+        return gae(rewards, r.values, r.dones, r.valids, next_value, p.gamma, p.gae_lambda)
+
+    def alpha(self) -> float:
+        """The distillation weight at this update (linear warm-up when ``alpha_warmup`` > 0)."""
+        c = self.cfg.cohort
+        return c.alpha * min(1.0, (self.update_idx + 1) / c.alpha_warmup) if c.alpha_warmup else c.alpha
+
+    def pick_teacher(self) -> None:
+        """peer_target=best: every ``teacher_every`` updates the agent with the best mean episodic
+        return since the last pick becomes the teacher (PIEKD-style)."""
+        c = self.cfg.cohort
+        if c.peer_target != "best" or self.update_idx % c.teacher_every:
+            return
+        sums, counts = self.recent_returns.cpu().unbind(1)
+        if counts.min() > 0:
+            self.teacher = int((sums / counts).argmax())
+        self.recent_returns.zero_()
 
     def iteration(self) -> dict[str, float]:
         """One update of the whole cohort; returns its metrics."""
@@ -144,15 +171,24 @@ class Trainer:
         if cfg.ppo.anneal_lr:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates)
+        self.pick_teacher()
+        alpha = self.alpha()
         self.collect()
-        adv, returns = self.advantages()
+        adv, returns = self.advantages(alpha)
         batch = {name: r.flat(name) for name in ("obs", "actions", "logprobs", "values", "valids")}
         batch["advantages"] = adv.flatten(1)
         batch["returns"] = returns.flatten(1)
-        stats = update(self.agents, self.optimizer, batch, cfg, self.generator)
+        stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
+        ends = r.episode_ends.float()
+        self.recent_returns += torch.stack([(r.episode_returns * ends).sum((1, 2)), ends.sum((1, 2))], dim=1)
         self.global_step += self.batch_steps
         self.update_idx += 1
-        return self.metrics(stats, returns, time.perf_counter() - start)
+        metrics = self.metrics(stats, returns, time.perf_counter() - start)
+        if cfg.cohort.num_agents > 1:
+            metrics["distill/alpha"] = alpha
+            if cfg.cohort.peer_target == "best":
+                metrics["distill/teacher"] = -1 if self.teacher is None else self.teacher
+        return metrics
 
     def metrics(self, stats: torch.Tensor, returns: torch.Tensor, seconds: float) -> dict[str, float]:
         """CleanRL's names; with several agents, the cohort mean plus per-agent values (/agentI)."""

@@ -4,7 +4,8 @@ The cohort loss of the paper (Algorithm 1), for agents i = 1..K on one shared mi
     loss_i = policy_i + vf * value_i - ent * entropy_i + alpha * mean_{j != i} D(pi_i, pi_j; s_i)
     loss   = mean_i loss_i
 where s_i is agent i's own minibatch and D the distillation loss (KL(pi_j || pi_i) by default),
-with gradients reaching the peer j too unless ``detach_peer``.
+with gradients reaching the peer j too unless ``detach_peer``. ``peer_target`` swaps the average over
+peers for the peers' average policy, or for a one-way teacher (the best recent agent).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from mdpo.config import Config
-from mdpo.distill import DISTILL_LOSSES
+from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, mean_policy_logits, with_temperature
 from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
 
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill")
@@ -38,13 +39,40 @@ def forward_all(agents: nn.ModuleList, obs: torch.Tensor, cross: bool) -> tuple[
     return logits, values
 
 
-def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached)."""
-    p, c = cfg.ppo, cfg.cohort
+def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, cfg: Config,
+                 teacher: int | None) -> torch.Tensor:
+    """Agent i's distillation loss on its own minibatch, towards the peers ``cfg.cohort`` names."""
+    c = cfg.cohort
+    k = logits.shape[0]
+    loss = DISTILL_LOSSES[c.distill]
+    own = logits[i, i]
+    if c.peer_target == "best":
+        if teacher is None or i == teacher:
+            return torch.zeros((), device=own.device)
+        peers = [logits[teacher, i].detach()]  # one-way: the teacher is not pulled towards students
+    else:
+        peers = [logits[j, i] for j in range(k) if j != i]
+        if c.detach_peer:
+            peers = [p.detach() for p in peers]
+        if c.peer_target == "mean":
+            peers = [mean_policy_logits(torch.stack(peers))]
+    terms = [masked_mean(with_temperature(loss, own, peer, c.temperature), valid) for peer in peers]
+    return torch.stack(terms).mean()
+
+
+def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config, alpha: float | None = None,
+                teacher: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached).
+
+    ``alpha`` overrides ``cfg.cohort.alpha`` (for schedules); ``teacher`` is the current teacher
+    when ``peer_target == 'best'``.
+    """
+    p = cfg.ppo
+    alpha = cfg.cohort.alpha if alpha is None else alpha
     k = len(agents)
-    distilling = k > 1 and c.alpha > 0
+    distilling = k > 1 and alpha > 0
     logits, values = forward_all(agents, mb["obs"], cross=distilling)
-    policy_loss, distill_loss = POLICY_LOSSES[p.base_loss], DISTILL_LOSSES[c.distill]
+    policy_loss = POLICY_LOSSES[p.base_loss]
     losses, stats = [], []
     for i in range(k):
         own = i if distilling else 0
@@ -59,14 +87,8 @@ def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config)
         vl = masked_mean(value_loss(own_values, mb["values"][i], mb["returns"][i], p.clip_coef, p.clip_vloss), valid)
         ent = masked_mean(entropy(own_logits), valid)
         loss = pg + p.vf_coef * vl - p.ent_coef * ent
-        dl = torch.zeros((), device=loss.device)
-        if distilling:
-            for j in range(k):
-                if j != i:
-                    peer = logits[j, i].detach() if c.detach_peer else logits[j, i]
-                    dl = dl + masked_mean(distill_loss(own_logits, peer), valid) / (k - 1)
-            loss = loss + c.alpha * dl
-        losses.append(loss)
+        dl = distill_term(logits, i, valid, cfg, teacher) if distilling else torch.zeros((), device=loss.device)
+        losses.append(loss + alpha * dl)
         with torch.no_grad():
             approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid)
             clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid)
@@ -75,7 +97,8 @@ def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config)
 
 
 def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-           cfg: Config, generator: torch.Generator) -> torch.Tensor:
+           cfg: Config, generator: torch.Generator, alpha: float | None = None,
+           teacher: int | None = None) -> torch.Tensor:
     """``cfg.ppo.epochs`` passes of minibatch steps over ``batch`` (fields (K, B, ...)).
 
     One index permutation per epoch is shared by all agents. Returns mean stats (K, len(STATS)).
@@ -88,7 +111,8 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
         perm = torch.randperm(size, generator=generator, device=generator.device)
         for start in range(0, size, mb_size):
             idx = perm[start:start + mb_size]
-            loss, stats = cohort_loss(agents, {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}, cfg)
+            mb = {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}
+            loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for agent in agents:
@@ -96,3 +120,23 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
             optimizer.step()
             total += stats
     return total / (p.epochs * p.num_minibatches)
+
+
+@torch.no_grad()
+def distill_rewards(agents: nn.ModuleList, next_obs: torch.Tensor, dones: torch.Tensor, cfg: Config,
+                    alpha: float, chunk: int = 2048) -> torch.Tensor:
+    """Reward bonus of distillation variants that shape rewards (``DISTILL_REWARDS``), e.g. EERD:
+    alpha * mean over peers of f(own(s_{t+1}), peer(s_{t+1})), zero where the episode ended.
+
+    ``next_obs`` (K, T, N, C, H, W) holds each agent's observation after each step.
+    """
+    reward_fn = DISTILL_REWARDS[cfg.cohort.distill]
+    k, t, n = next_obs.shape[:3]
+    frames = next_obs.reshape(k, t * n, *next_obs.shape[3:])
+    bonus = torch.zeros(k, t * n, device=next_obs.device)
+    for start in range(0, t * n, chunk):
+        logits, _ = forward_all(agents, frames[:, start:start + chunk], cross=True)
+        for i in range(k):
+            terms = [reward_fn(logits[i, i], logits[j, i]) for j in range(k) if j != i]
+            bonus[i, start:start + chunk] = torch.stack(terms).mean(0)
+    return alpha * bonus.view(k, t, n) * (~dones).float()
