@@ -13,7 +13,7 @@ from mdpo.config import ALGOS, PRESETS, Config, field_docs, resolve
 from mdpo.errors import MdpoError
 
 # Subcommands that live in their own modules; each module has register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("bench",)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

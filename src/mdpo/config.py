@@ -91,6 +91,14 @@ class EvalConfig:
 
 
 @dataclass
+class PerfConfig:
+    channels_last: bool = _f(True, "NHWC convolutions (same float32 math, faster on CPU and GPU)")
+    amp: str = _f("none", "reduced-precision matmuls/convs: none or bf16 (losses and log-softmax stay float32)")
+    tf32: bool = _f(False, "allow TF32 matmuls/convs on NVIDIA GPUs")
+    compile: bool = _f(False, "torch.compile the networks")
+
+
+@dataclass
 class Config:
     algo: str = _f("ppo", "algorithm label; ppo/mdpo/spo/mdspo also set num_agents, alpha and base_loss")
     preset: str = _f("paper", "the preset this config started from")
@@ -106,6 +114,7 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     cohort: CohortConfig = field(default_factory=CohortConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -125,6 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 PEER_TARGETS = ("each", "mean", "best")
 LEVEL_SPLITS = ("shared", "disjoint")
+AMP_MODES = ("none", "bf16")
 
 ALGOS: dict[str, dict[str, Any]] = {
     "ppo": {"cohort.num_agents": 1, "ppo.base_loss": "ppo"},
@@ -264,7 +274,8 @@ def validate(cfg: Config) -> None:
     if cfg.cohort.alpha < 0:
         raise MdpoError(f"cohort.alpha must be >= 0, got {cfg.cohort.alpha}")
     choices = {"cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
-               "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS)}
+               "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
+               "perf.amp": (cfg.perf.amp, AMP_MODES)}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")

@@ -42,9 +42,13 @@ class ImpalaEncoder(nn.Module):
             channels, height, wide = out, (height + 1) // 2, (wide + 1) // 2
         self.stages = nn.Sequential(*stages)
         self.fc = nn.Linear(channels * height * wide, hidden)
+        self.channels_last = False
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.stages(obs.float() / 255.0)
+        x = obs.float() / 255.0
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.stages(x)
         return torch.relu(self.fc(torch.relu(x.flatten(1))))
 
 
@@ -64,6 +68,10 @@ class ActorCritic(nn.Module):
         self.critic = _orthogonal(nn.Linear(hidden, 1), 1.0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (logits (N, A), value (N,))."""
+        """Returns float32 (logits (N, A), value (N,)), also under autocast."""
         features = self.encoder(obs)
-        return self.actor(features), self.critic(features).squeeze(-1)
+        return self.actor(features).float(), self.critic(features).squeeze(-1).float()
+
+    def use_channels_last(self) -> "ActorCritic":
+        self.encoder.channels_last = True
+        return self.to(memory_format=torch.channels_last)

@@ -81,13 +81,18 @@ def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> 
 
 
 def build_agents(cfg: Config, obs_shape: tuple[int, ...], num_actions: int, device: torch.device) -> nn.ModuleList:
-    """The cohort's networks, initialised from ``cfg.seed``."""
+    """The cohort's networks, initialised from ``cfg.seed``, laid out as ``cfg.perf`` asks."""
     torch.manual_seed(cfg.seed)
     agents = nn.ModuleList(
         ActorCritic(tuple(obs_shape), num_actions, cfg.net.width, cfg.net.hidden)
         for _ in range(cfg.cohort.num_agents)
-    )
-    return agents.to(device)
+    ).to(device)
+    for agent in agents:
+        if cfg.perf.channels_last:
+            agent.use_channels_last()
+        if cfg.perf.compile:
+            agent.compile()
+    return agents
 
 
 def load_agents(run_dir: str | Path, device: torch.device) -> tuple[Config, nn.ModuleList, dict]:

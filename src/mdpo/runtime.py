@@ -17,6 +17,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast(amp: str, device: torch.device):
+    """The autocast context for ``perf.amp`` (a no-op for 'none')."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def configure_backends(tf32: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+
+
 def derive_seed(*parts: object) -> int:
     """A 31-bit seed that depends on every part (e.g. run seed, agent, update), without collisions
     between nearby runs that simple sums like ``seed + update`` would have."""

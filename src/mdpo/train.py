@@ -28,7 +28,8 @@ from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import EVAL, build_agents, load_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
-from mdpo.runtime import derive_seed, resolve_device, sample_actions
+from mdpo.runtime import autocast, configure_backends, derive_seed, resolve_device, sample_actions
+from mdpo.timing import PhaseTimer
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.update import STATS, distill_rewards, update
 
@@ -39,6 +40,8 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.device = resolve_device(cfg.device)
+        configure_backends(cfg.perf.tf32)
+        self.timer = PhaseTimer(self.device)
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         k, n, t = cfg.cohort.num_agents, cfg.env.num_envs, cfg.ppo.num_steps
@@ -60,7 +63,8 @@ class Trainer:
         if cfg.net.freeze_encoder:
             for agent in self.agents:
                 agent.encoder.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps)
+        self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
+                                          fused=self.device.type == "cuda")
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
         self.stop_signal: str | None = None
@@ -128,9 +132,11 @@ class Trainer:
         for t in range(self.cfg.ppo.num_steps):
             for i, (agent, monitor) in enumerate(zip(self.agents, self.monitors)):
                 obs = self.next_obs[i]
-                logits, value = agent(obs)
+                with autocast(self.cfg.perf.amp, self.device):
+                    logits, value = agent(obs)
                 action, logprob = sample_actions(logits, self.generator)
-                step = monitor.step(action)
+                with self.timer("env"):
+                    step = monitor.step(action)
                 r.obs[i, t] = obs
                 r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, value
                 r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
@@ -141,7 +147,8 @@ class Trainer:
     @torch.no_grad()
     def advantages(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
         r, p = self.rollout, self.cfg.ppo
-        next_value = torch.stack([agent(obs)[1] for agent, obs in zip(self.agents, self.next_obs)])
+        with autocast(self.cfg.perf.amp, self.device):
+            next_value = torch.stack([agent(obs)[1] for agent, obs in zip(self.agents, self.next_obs)])
         rewards = r.rewards
         if self.cfg.cohort.distill in DISTILL_REWARDS and len(self.agents) > 1 and alpha > 0:
             after = torch.cat([r.obs[:, 1:], torch.stack(self.next_obs).unsqueeze(1)], dim=1)
@@ -173,12 +180,15 @@ class Trainer:
                 group["lr"] = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates)
         self.pick_teacher()
         alpha = self.alpha()
-        self.collect()
-        adv, returns = self.advantages(alpha)
+        with self.timer("collect"):
+            self.collect()
+        with self.timer("advantages"):
+            adv, returns = self.advantages(alpha)
         batch = {name: r.flat(name) for name in ("obs", "actions", "logprobs", "values", "valids")}
         batch["advantages"] = adv.flatten(1)
         batch["returns"] = returns.flatten(1)
-        stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
+        with self.timer("update"):
+            stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
         ends = r.episode_ends.float()
         self.recent_returns += torch.stack([(r.episode_returns * ends).sum((1, 2)), ends.sum((1, 2))], dim=1)
         self.global_step += self.batch_steps

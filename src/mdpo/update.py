@@ -15,6 +15,7 @@ from torch import nn
 
 from mdpo.config import Config
 from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, mean_policy_logits, with_temperature
+from mdpo.runtime import autocast
 from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
 
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill")
@@ -112,7 +113,8 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
         for start in range(0, size, mb_size):
             idx = perm[start:start + mb_size]
             mb = {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}
-            loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher)
+            with autocast(cfg.perf.amp, idx.device):
+                loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for agent in agents:
