@@ -49,7 +49,9 @@ def test_smoke_run_writes_run_folder(tiny, algo):
     result = json.loads((run_dir / "eval.json").read_text())
     agents = 2 if algo == "mdpo" else 1
     assert len(result["agents"]) == agents
-    assert {"eval/train_return", "eval/test_return", "eval/gap", "eval/test_score"} <= result["summary"].keys()
+    assert {"eval/train_return", "eval/test_return", "eval/gap", "eval/test_score",
+            "bound/robust_kl_train", "bound/robust_tv_test"} <= result["summary"].keys()
+    assert ("bound/peer_tv" in result["summary"]) == (algo == "mdpo")
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"losses/policy_loss", "losses/value_loss", "charts/SPS"} <= lines[0].keys()
     assert ("distill/kl" in lines[0]) == (algo == "mdpo")

@@ -4,7 +4,9 @@ from torch import nn
 
 from mdpo.config import resolve
 from mdpo.nets import ActorCritic
-from mdpo.update import cohort_loss
+from mdpo.update import STATS, cohort_loss, drac_term
+
+KL = STATS.index("distill")
 
 
 def _cohort(k=2):
@@ -41,7 +43,7 @@ def test_distillation_gradient_reaches_peer_unless_detached(detach):
     agents = _cohort()
     loss, stats = cohort_loss(agents, _minibatch(mask_agents=(1,)), cfg)
     loss.backward()
-    assert stats[0, -1] > 0  # the KL itself (distinct random inits)
+    assert stats[0, KL] > 0  # the KL itself (distinct random inits)
     assert _grad_norm(agents[0]) > 0
     if detach:
         assert _grad_norm(agents[1]) == 0
@@ -56,14 +58,14 @@ def test_cohort_loss_is_mean_of_agent_losses_plus_alpha_kl():
     base, _ = cohort_loss(agents, mb, cfg0)
     with_kl, stats = cohort_loss(agents, mb, cfg1)
     # loss = mean_i (base_i + alpha * KL_i)
-    assert with_kl.item() == pytest.approx(base.item() + stats[:, -1].mean().item(), rel=1e-5)
+    assert with_kl.item() == pytest.approx(base.item() + stats[:, KL].mean().item(), rel=1e-5)
 
 
 def test_single_agent_has_no_distillation_term():
     cfg = resolve("smoke", "ppo")
     agents = _cohort(1)
     _, stats = cohort_loss(agents, _minibatch(k=1), cfg)
-    assert stats.shape == (1, 6) and stats[0, -1] == 0
+    assert stats.shape == (1, len(STATS)) and stats[0, KL] == 0
 
 
 def test_best_teacher_is_one_way():
@@ -74,14 +76,32 @@ def test_best_teacher_is_one_way():
     mb = _minibatch(k=3, mask_agents=(1,))  # the teacher's own terms are masked out
     loss, stats = cohort_loss(agents, mb, cfg, teacher=1)
     loss.backward()
-    assert stats[1, -1] == 0 and (stats[[0, 2], -1] > 0).all()
+    assert stats[1, KL] == 0 and (stats[[0, 2], KL] > 0).all()
     assert _grad_norm(agents[1]) == 0 and _grad_norm(agents[0]) > 0 and _grad_norm(agents[2]) > 0
 
 
 def test_peer_targets_each_vs_mean():
     agents, mb = _cohort(3), _minibatch(k=3)
-    each = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3}))[1][:, -1]
+    each = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3}))[1][:, KL]
     mean = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3,
-                                                             "cohort.peer_target": "mean"}))[1][:, -1]
+                                                             "cohort.peer_target": "mean"}))[1][:, KL]
     # KL(mixture || own) <= mean of KL(peer || own) (convexity of KL in its first argument)
     assert (mean <= each + 1e-7).all() and (mean < each).any()
+
+
+def test_drac_regulariser_is_zero_for_identity_and_positive_for_augmentations():
+    agent = _cohort(1)[0]
+    mb = _minibatch(k=1, m=8)
+    obs, valid = mb["obs"][0], mb["valids"][0]
+    logits, values = agent(obs)
+    g = torch.Generator().manual_seed(0)
+    assert drac_term(agent, obs, logits, values, valid, "identity", g).item() == pytest.approx(0.0, abs=1e-7)
+    for augment in ("crop", "conv", "jitter"):
+        assert drac_term(agent, obs, logits, values, valid, augment, g).item() > 0, augment
+
+
+def test_drac_adds_its_weighted_term_to_the_loss():
+    agents, mb = _cohort(1), _minibatch(k=1)
+    plain, _ = cohort_loss(agents, mb, resolve("smoke", "ppo"))
+    loss, stats = cohort_loss(agents, mb, resolve("smoke", "drac"), generator=torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(plain.item() + 0.1 * stats[0, STATS.index("drac")].item(), rel=1e-5)

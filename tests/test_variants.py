@@ -85,3 +85,9 @@ def test_teacher_is_the_agent_with_best_recent_return(tiny, tmp_path):
     trainer.update_idx = 2
     trainer.pick_teacher()
     assert trainer.teacher == 1 and trainer.recent_returns.sum() == 0
+
+
+def test_drac_smoke_run_logs_its_regulariser(tiny, tmp_path):
+    trainer = Trainer(tiny("drac", **{"drac.augment": "conv"}), tmp_path / "run", progress=False)
+    metrics = trainer.iteration()
+    assert trainer.cfg.drac.coef == 0.1 and metrics["losses/drac"] > 0

@@ -87,7 +87,15 @@ class EvalConfig:
     every: int = _f(10, "evaluate every this many updates (0 = only at the end)")
     episodes: int = _f(10, "episodes per split per periodic evaluation")
     final_episodes: int = _f(100, "episodes per split in the final evaluation (eval.json)")
+    bound: bool = _f(True, "with each evaluation, log the bound's terms (bound/*: peer TV, robustness)")
+    bound_frames: int = _f(256, "frames per split for the bound's estimates")
     greedy: bool = _f(False, "argmax actions instead of sampling (the paper samples)")
+
+
+@dataclass
+class DracConfig:
+    coef: float = _f(0.0, "DrAC regulariser weight (0 = off; --algo drac sets 0.1, its paper's value)")
+    augment: str = _f("crop", "DrAC augmentation: crop, conv (random convolution) or jitter (colour)")
 
 
 @dataclass
@@ -114,6 +122,7 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     cohort: CohortConfig = field(default_factory=CohortConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    drac: DracConfig = field(default_factory=DracConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
 
 
@@ -141,6 +150,7 @@ ALGOS: dict[str, dict[str, Any]] = {
     "mdpo": {"cohort.num_agents": 2, "ppo.base_loss": "ppo", "cohort.alpha": 1.0},
     "spo": {"cohort.num_agents": 1, "ppo.base_loss": "spo"},
     "mdspo": {"cohort.num_agents": 2, "ppo.base_loss": "spo", "cohort.alpha": 1.0},
+    "drac": {"cohort.num_agents": 1, "ppo.base_loss": "ppo", "drac.coef": 0.1},
 }
 
 
@@ -233,6 +243,7 @@ def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str,
 
 def validate(cfg: Config) -> None:
     """Check values that would otherwise fail deep inside training."""
+    from mdpo.augment import AUGMENTATIONS
     from mdpo.distill import DISTILL_LOSSES
     from mdpo.envs import check_env_config
     from mdpo.losses import POLICY_LOSSES
@@ -257,7 +268,7 @@ def validate(cfg: Config) -> None:
         "ppo.num_minibatches": cfg.ppo.num_minibatches, "total_steps": cfg.total_steps,
         "cohort.num_agents": cfg.cohort.num_agents, "checkpoint_every": cfg.checkpoint_every,
         "eval.episodes": cfg.eval.episodes, "eval.final_episodes": cfg.eval.final_episodes,
-        "net.width": cfg.net.width, "net.hidden": cfg.net.hidden,
+        "net.width": cfg.net.width, "net.hidden": cfg.net.hidden, "eval.bound_frames": cfg.eval.bound_frames,
     }
     for key, value in positive.items():
         if value < 1:
@@ -271,11 +282,12 @@ def validate(cfg: Config) -> None:
         raise MdpoError("ppo.gamma and ppo.gae_lambda must lie in [0, 1]")
     if cfg.ppo.lr <= 0:
         raise MdpoError(f"ppo.lr must be positive, got {cfg.ppo.lr}")
-    if cfg.cohort.alpha < 0:
-        raise MdpoError(f"cohort.alpha must be >= 0, got {cfg.cohort.alpha}")
+    if cfg.cohort.alpha < 0 or cfg.drac.coef < 0:
+        raise MdpoError("cohort.alpha and drac.coef must be >= 0")
     choices = {"cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
                "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
-               "perf.amp": (cfg.perf.amp, AMP_MODES)}
+               "perf.amp": (cfg.perf.amp, AMP_MODES),
+               "drac.augment": (cfg.drac.augment, tuple(AUGMENTATIONS))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from mdpo.analysis.frames import held_out_frames
+from mdpo.bound import bound_estimates
 from mdpo.config import Config, agent_env, to_dict
 from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
@@ -68,6 +70,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
         self.stop_signal: str | None = None
+        self.test_frames: torch.Tensor | None = None  # held-out frames for the bound's estimates
         self.teacher: int | None = None  # peer_target=best: the current teacher
         self.recent_returns = torch.zeros(k, 2, device=self.device)  # (sum, episodes) since the last pick
         if state:
@@ -219,7 +222,10 @@ class Trainer:
             (r.episode_returns * ends).sum((1, 2)) / n_ends,
             (r.episode_lengths * ends).sum((1, 2)) / n_ends,
         ], dim=1).cpu()  # the one host sync of an update
-        names = [f"losses/{s}" for s in STATS[:-1]] + [f"distill/{self.cfg.cohort.distill}" if k > 1 else ""]
+        c = self.cfg
+        stat_names = {"distill": f"distill/{c.cohort.distill}" if k > 1 else "",
+                      "drac": "losses/drac" if c.drac.coef > 0 else ""}
+        names = [stat_names.get(s, f"losses/{s}") for s in STATS]
         names += ["losses/explained_variance", "charts/episodic_return", "charts/episodic_length"]
         out: dict[str, float] = {
             "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
@@ -236,7 +242,22 @@ class Trainer:
     def evaluate(self, episodes: int) -> tuple[dict[str, float], list[dict]]:
         results = evaluate_cohort(self.agents, self.cfg, episodes, ("update", self.update_idx),
                                   self.device, self.cfg.eval.greedy)
-        return summarize(results, self.cfg.env), results
+        summary = summarize(results, self.cfg.env)
+        if self.cfg.eval.bound:
+            summary.update(self.bound())
+        return summary, results
+
+    def bound(self) -> dict[str, float]:
+        """bound/* estimates on frames of the last rollout and on a fixed set of held-out frames."""
+        cfg = self.cfg
+        count = cfg.eval.bound_frames
+        if self.test_frames is None:
+            self.test_frames = held_out_frames(cfg.env, count, derive_seed(cfg.seed, "bound")).to(self.device)
+        generator = torch.Generator(self.device).manual_seed(derive_seed(cfg.seed, "bound", self.update_idx))
+        obs = self.rollout.obs.flatten(1, 2)  # (K, T*N, C, H, W)
+        pick = torch.randperm(obs.shape[1], generator=generator, device=self.device)[:count]
+        with autocast(cfg.perf.amp, self.device):
+            return bound_estimates(self.agents, obs[:, pick], self.test_frames, generator)
 
     # ---- the loop ------------------------------------------------------------------------------
 

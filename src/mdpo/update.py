@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from mdpo.config import Config
-from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, mean_policy_logits, with_temperature
-from mdpo.runtime import autocast
+from mdpo.augment import AUGMENTATIONS
+from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, kl, mean_policy_logits, with_temperature
 from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
+from mdpo.runtime import autocast
 
-STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill")
+STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill", "drac")
 MINIBATCH_FIELDS = ("obs", "actions", "logprobs", "values", "advantages", "returns", "valids")
 
 
@@ -61,12 +62,25 @@ def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, cfg: Config,
     return torch.stack(terms).mean()
 
 
+def drac_term(agent: nn.Module, obs: torch.Tensor, logits: torch.Tensor, values: torch.Tensor,
+              valid: torch.Tensor, augment: str, generator: torch.Generator | None) -> torch.Tensor:
+    """DrAC's regulariser (Raileanu et al. 2021) on augmented frames f(s): G_pi + G_V with
+    G_pi = KL(pi(s) || pi(f(s))), pi(s) detached: the gradient of DrAC's -log pi(a|f(s)), a ~ pi(s),
+    in expectation over a, and zero when f changes nothing; G_V = 0.5 (V(s) - V(f(s)))^2, V(s) detached.
+    """
+    aug_logits, aug_values = agent(AUGMENTATIONS[augment](obs, generator))
+    g_pi = masked_mean(kl(logits.detach(), aug_logits), valid)
+    g_v = masked_mean(0.5 * (values.detach() - aug_values) ** 2, valid)
+    return g_pi + g_v
+
+
 def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config, alpha: float | None = None,
-                teacher: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                teacher: int | None = None, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached).
 
     ``alpha`` overrides ``cfg.cohort.alpha`` (for schedules); ``teacher`` is the current teacher
-    when ``peer_target == 'best'``.
+    when ``peer_target == 'best'``; ``generator`` draws DrAC's augmentations.
     """
     p = cfg.ppo
     alpha = cfg.cohort.alpha if alpha is None else alpha
@@ -88,12 +102,15 @@ def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config,
         vl = masked_mean(value_loss(own_values, mb["values"][i], mb["returns"][i], p.clip_coef, p.clip_vloss), valid)
         ent = masked_mean(entropy(own_logits), valid)
         loss = pg + p.vf_coef * vl - p.ent_coef * ent
-        dl = distill_term(logits, i, valid, cfg, teacher) if distilling else torch.zeros((), device=loss.device)
-        losses.append(loss + alpha * dl)
+        zero = torch.zeros((), device=loss.device)
+        dl = distill_term(logits, i, valid, cfg, teacher) if distilling else zero
+        drac = (drac_term(agents[i], mb["obs"][i], own_logits, own_values, valid, cfg.drac.augment, generator)
+                if cfg.drac.coef > 0 else zero)
+        losses.append(loss + alpha * dl + cfg.drac.coef * drac)
         with torch.no_grad():
             approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid)
             clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid)
-            stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl]).detach())
+            stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
     return torch.stack(losses).mean(), torch.stack(stats)
 
 
@@ -114,7 +131,7 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
             idx = perm[start:start + mb_size]
             mb = {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}
             with autocast(cfg.perf.amp, idx.device):
-                loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher)
+                loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for agent in agents:
