@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from mdpo.distill import (
-    DISTILL_LOSSES, DISTILL_REWARDS, cross_entropy, jensen_shannon, kl, logit_mse, mean_policy_logits,
-    reverse_kl, symmetric_kl, with_temperature,
+    DISTILL_LOSSES,
+    DISTILL_REWARDS,
+    cross_entropy,
+    jensen_shannon,
+    kl,
+    logit_mse,
+    mean_policy_logits,
+    reverse_kl,
+    symmetric_kl,
+    with_temperature,
 )
 
 P = torch.log(torch.tensor([[0.5, 0.5]]))
@@ -17,7 +25,6 @@ KL_QP = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
 def test_hand_computed_values():
     assert reverse_kl(Q, P).item() == pytest.approx(KL_QP, rel=1e-6)  # KL(own || peer)
     assert symmetric_kl(Q, P).item() == pytest.approx(0.5 * (KL_PQ + KL_QP), rel=1e-6)
-    m = torch.tensor([0.375, 0.625])
     js = 0.5 * (0.5 * math.log(0.5 / 0.375) + 0.5 * math.log(0.5 / 0.625)) \
         + 0.5 * (0.25 * math.log(0.25 / 0.375) + 0.75 * math.log(0.75 / 0.625))
     assert jensen_shannon(Q, P).item() == pytest.approx(js, rel=1e-5)

@@ -13,7 +13,9 @@ from mdpo.config import ALGOS, PRESETS, Config, field_docs, resolve
 from mdpo.errors import MdpoError
 
 # Subcommands that live in their own modules; each module has register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("bench",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "bench", "analysis.robustness", "analysis.tsne", "analysis.ablate", "report", "sweep",
+)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +88,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _print_eval(results)
     print("  ".join(f"{k}={v:.3f}" for k, v in summary.items() if "/agent" not in k))
     print(f"written: {out}")
+    if args.gif:
+        from mdpo.analysis.gif import write_gifs
+
+        for path in write_gifs(agents, cfg, args.gif, Path(args.run_dir), device, args.greedy):
+            print(f"written: {path}")
 
 
 def cmd_flags(args: argparse.Namespace) -> None:
@@ -116,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="where to write the results (default: RUN_DIR/reeval.json)")
+    p.add_argument("--gif", type=int, default=0, metavar="N",
+                   help="also write RUN_DIR/episodes-agentI.gif: N held-out episodes per agent")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("flags", help="list every config field (Markdown)")

@@ -275,9 +275,8 @@ def validate(cfg: Config) -> None:
             raise MdpoError(f"{key} must be at least 1, got {value}")
     batch = cfg.env.num_envs * cfg.ppo.num_steps
     if batch % cfg.ppo.num_minibatches:
-        raise MdpoError(
-            f"env.num_envs * ppo.num_steps = {batch} is not divisible by ppo.num_minibatches = {cfg.ppo.num_minibatches}"
-        )
+        raise MdpoError(f"env.num_envs * ppo.num_steps = {batch} is not divisible by "
+                        f"ppo.num_minibatches = {cfg.ppo.num_minibatches}")
     if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
         raise MdpoError("ppo.gamma and ppo.gae_lambda must lie in [0, 1]")
     if cfg.ppo.lr <= 0:

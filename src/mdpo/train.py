@@ -24,15 +24,24 @@ from tqdm import tqdm
 from mdpo.analysis.frames import held_out_frames
 from mdpo.bound import bound_estimates
 from mdpo.config import Config, agent_env, to_dict
+from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.rollout import Rollout, gae
-from mdpo.runs import EVAL, build_agents, load_agents, load_checkpoint, load_config, new_run_dir, save_checkpoint, write_json
+from mdpo.runs import (
+    EVAL,
+    build_agents,
+    load_agents,
+    load_checkpoint,
+    load_config,
+    new_run_dir,
+    save_checkpoint,
+    write_json,
+)
 from mdpo.runtime import autocast, configure_backends, derive_seed, resolve_device, sample_actions
 from mdpo.timing import PhaseTimer
-from mdpo.distill import DISTILL_REWARDS
 from mdpo.update import STATS, distill_rewards, update
 
 

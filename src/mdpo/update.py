@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mdpo.config import Config
 from mdpo.augment import AUGMENTATIONS
+from mdpo.config import Config
 from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, kl, mean_policy_logits, with_temperature
 from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
 from mdpo.runtime import autocast
