@@ -14,7 +14,7 @@ from mdpo.errors import MdpoError
 
 # Subcommands that live in their own modules; each module has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
-    "bench", "analysis.robustness", "analysis.tsne", "analysis.ablate", "report", "sweep",
+    "bench", "analysis.robustness", "analysis.tsne", "analysis.ablate", "report", "sweep", "demo",
 )
 
 

@@ -1,0 +1,61 @@
+"""Aggregate statistics over runs and tasks, as rliable defines them (Agarwal et al. 2021).
+
+Scores come as one array per task holding that task's runs; tasks may have different numbers of
+runs. Every statistic reduces the last axis, so the bootstrap can pass (reps, runs) arrays at once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+Tasks = Sequence[np.ndarray]
+
+
+def aggregate_mean(tasks: Tasks) -> np.ndarray:
+    """Mean over tasks of each task's mean score."""
+    return np.mean([t.mean(-1) for t in tasks], axis=0)
+
+
+def aggregate_median(tasks: Tasks) -> np.ndarray:
+    """Median over tasks of each task's mean score."""
+    return np.median([t.mean(-1) for t in tasks], axis=0)
+
+
+def aggregate_iqm(tasks: Tasks) -> np.ndarray:
+    """Interquartile mean: the mean of the middle 50% of all runs of all tasks pooled."""
+    return stats.trim_mean(np.concatenate(list(tasks), axis=-1), 0.25, axis=-1)
+
+
+def probability_of_improvement(x_tasks: Tasks, y_tasks: Tasks) -> np.ndarray:
+    """P(X > Y): per task, the chance that a run of X beats a run of Y (ties count 1/2, the
+    Mann-Whitney U statistic over all pairs), averaged over tasks. Tasks pair up by position."""
+    per_task = []
+    for x, y in zip(x_tasks, y_tasks, strict=True):
+        x, y = x[..., :, None], y[..., None, :]
+        per_task.append(((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1)))
+    return np.mean(per_task, axis=0)
+
+
+def stratified_bootstrap(statistic: Callable[..., np.ndarray], *samples: Tasks, reps: int = 2000,
+                         seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``statistic(*samples)``, resampling runs with replacement within each
+    task (of each sample separately), never across tasks."""
+    rng = np.random.default_rng(seed)
+    resampled = [[t[rng.integers(0, len(t), size=(reps, len(t)))] for t in tasks] for tasks in samples]
+    values = statistic(*resampled)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of the mean; the interval is (nan, nan) for fewer than 2 values."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean()) if len(x) else float("nan")
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return mean, mean - half, mean + half

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from mdpo.stats import (
+    aggregate_iqm,
+    aggregate_mean,
+    aggregate_median,
+    probability_of_improvement,
+    stratified_bootstrap,
+    t_interval,
+)
+
+
+def test_iqm_is_the_mean_of_the_middle_half_of_pooled_runs():
+    # pooled: -50 0 0 1 | 2 3 4 100 -> middle half {0, 1, 2, 3} -> 1.5
+    tasks = [np.array([0.0, 100.0, -50.0, 4.0]), np.array([1.0, 2.0, 3.0, 0.0])]
+    assert aggregate_iqm(tasks) == pytest.approx(1.5)
+
+
+def test_mean_and_median_are_over_task_means():
+    tasks = [np.array([0.0, 2.0]), np.array([10.0]), np.array([3.0, 3.0, 6.0])]  # task means 1, 10, 4
+    assert aggregate_mean(tasks) == pytest.approx(5.0)
+    assert aggregate_median(tasks) == pytest.approx(4.0)
+
+
+def test_probability_of_improvement_by_hand():
+    assert probability_of_improvement([np.array([1.0, 2.0, 3.0])], [np.array([2.0, 2.0, 2.0])]) == 0.5
+    assert probability_of_improvement([np.array([3.0, 4.0])], [np.array([1.0, 5.0])]) == 0.5
+    # task 1: X always wins (1); task 2: identical runs (1/2) -> 0.75
+    x = [np.array([3.0, 4.0]), np.array([7.0])]
+    y = [np.array([1.0, 2.0]), np.array([7.0])]
+    assert probability_of_improvement(x, y) == 0.75
+    assert probability_of_improvement(y, x) == 0.25
+
+
+def test_bootstrap_never_mixes_tasks():
+    # each task is constant, so a stratified resample always has mean 0.5; pooling would not
+    tasks = [np.zeros(3), np.ones(3)]
+    assert stratified_bootstrap(aggregate_mean, tasks, reps=500) == (0.5, 0.5)
+
+
+def test_bootstrap_percentiles_by_hand():
+    # the mean of two draws from {0, 1} is 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4
+    tasks = [np.array([0.0, 1.0])]
+    assert stratified_bootstrap(aggregate_mean, tasks, reps=4000) == (0.0, 1.0)
+    assert stratified_bootstrap(aggregate_mean, tasks, reps=4000, confidence=0.4) == (0.5, 0.5)
+
+
+def test_bootstrap_is_seeded_and_covers_the_point_estimate():
+    rng = np.random.default_rng(1)
+    tasks = [rng.normal(size=5), rng.normal(size=4) + 1]
+    a = stratified_bootstrap(aggregate_iqm, tasks, seed=3)
+    assert a == stratified_bootstrap(aggregate_iqm, tasks, seed=3)
+    assert a[0] < aggregate_iqm(tasks) < a[1]
+
+
+def test_probability_of_improvement_bootstrap_takes_two_samples():
+    x, y = [np.array([3.0, 4.0, 5.0])], [np.array([1.0, 2.0, 3.5])]
+    low, high = stratified_bootstrap(probability_of_improvement, x, y, reps=1000)
+    assert 0.5 <= low <= probability_of_improvement(x, y) <= high == 1.0
+
+
+def test_t_interval_by_hand():
+    mean, low, high = t_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.3027
+    assert mean == 2.0
+    assert (low, high) == pytest.approx((2 - 4.3027 / 3**0.5, 2 + 4.3027 / 3**0.5), abs=1e-4)
+    assert np.isnan(t_interval([5.0])[1])
