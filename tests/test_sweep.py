@@ -79,6 +79,7 @@ def test_a_folder_with_another_config_is_refused(capsys, tmp_path):
 
 def test_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.tune", None)
     err = _error_line(capsys, ["sweep", "--preset", "smoke", "--grid", "env.game=coinrun", "--out_dir", str(tmp_path)])
     assert 'pip install -e ".[sweep]"' in err
 
@@ -97,6 +98,15 @@ def _snapshot(run_dir):
 
 def _lines(output):
     return [line for line in output.splitlines() if line.startswith("[sweep]")]
+
+
+def test_an_address_nobody_answers_at_is_a_one_line_error(tmp_path):
+    pytest.importorskip("ray.tune")
+    command = [*_sweep_command(tmp_path)[:-2], "--address", "127.0.0.1:1"]  # without --num-cpus
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("mdpo: error: nothing answers at 127.0.0.1:1 (Connection refused); "
+                                     "is the Ray head running there?")
 
 
 def test_smoke_sweep_writes_run_folders_and_report(tmp_path):

@@ -43,7 +43,7 @@ DEMO_CONFIG = {
     "ppo.gamma": 0.99, "ppo.ent_coef": 0.03, "net.hidden": 64, "device": "cpu", "torch_threads": 1,
     "eval.every": 0, "eval.bound": False, "eval.final_episodes": 32, "checkpoint_every": 1_000_000,
 }
-SETTINGS = {"full": {"seeds": 6, "steps": 40_000}, "quick": {"seeds": 3, "steps": 40_000}}
+SETTINGS = {"full": {"seeds": 8, "steps": 40_000}, "quick": {"seeds": 3, "steps": 40_000}}
 EVAL_LEVELS = 500
 ALGOS = {"ppo": "PPO  (A alone)", "mdpo": "MDPO (A with B)"}
 METRICS = {"anti_return": "anti return", "correlated_return": "correlated return",

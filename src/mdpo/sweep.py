@@ -9,6 +9,10 @@ Resuming lives in the run folders, not in Ray: a trial whose folder holds eval.j
 with checkpoint.pt continues from it (``train.resume``), any other starts afresh (``train.train``).
 Ray retrying a trial that died and a re-run of the whole sweep after an interruption both go through
 that one rule, so neither repeats finished work. Ray itself is imported only when trials must run.
+
+On a cluster (``--address``), trials run on any node and write their run folders themselves: every
+node needs mdpo installed and the sweep folder at the same path on shared storage (NFS or alike),
+and the command runs on a node of the cluster, usually the head.
 """
 
 from __future__ import annotations

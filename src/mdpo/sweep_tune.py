@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -60,10 +61,12 @@ def start_ray(spec: Spec, address: str | None, num_cpus: int | None, num_gpus: i
     if address:
         if num_cpus is not None or num_gpus is not None:
             raise MdpoError("--num-cpus/--num-gpus size a local Ray; a cluster brings its own resources")
+        check_reachable(address)
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise MdpoError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+            hint = "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token"
+            raise MdpoError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}{hint}") from None
         return
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
     have = ray.cluster_resources()
@@ -71,6 +74,18 @@ def start_ray(spec: Spec, address: str | None, num_cpus: int | None, num_gpus: i
         ray.shutdown()
         raise MdpoError(f"each trial asks for {spec.cpu:g} CPU and {spec.gpu:g} GPU, but this machine's Ray "
                         f"has {have.get('CPU', 0):g} CPU and {have.get('GPU', 0):g} GPU")
+
+
+def check_reachable(address: str) -> None:
+    """Fail fast on a HOST:PORT nobody answers at: Ray itself would keep retrying for many minutes."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not (host and port.isdigit()):
+        return  # "auto": Ray finds the cluster started on this machine, or says there is none
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise MdpoError(f"nothing answers at {address} ({reason}); is the Ray head running there?") from None
 
 
 class Progress(tune.Callback):
