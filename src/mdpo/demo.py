@@ -8,10 +8,11 @@ where the colour means nothing (MDPO: each regularised by KL towards the other).
   correlated return  A's mean return on its own training distribution
   colour reliance    on ``anti`` levels, how often A's first move follows the colour rather than the
                      coin: P(colour's way) / (P(colour's way) + P(coin's way)) under A's policy,
-                     averaged over levels (1 = the colour decides, 0 = the coin decides)
+                     each summed over the levels (1 = the colour decides, 0 = the coin decides)
 
-The table gives the mean over seeds and a 95% Student-t interval. DEMO_DIR holds demo.json (every
-number), demo.png and one run folder per training (``ppo-sN``, ``mdpo-sN``).
+For MDPO, B's colour reliance is recorded too: it tells whether B learned the coin or caught A's
+shortcut. The table gives the mean over seeds and a 95% Student-t interval. DEMO_DIR holds
+demo.json (every number), demo.png and one run folder per training (``ppo-sN``, ``mdpo-sN``).
 """
 
 from __future__ import annotations
@@ -69,26 +70,29 @@ def colour_reliance(agent: torch.nn.Module, levels: int, seed: int, device: torc
     return float(to_colour / (to_colour + to_coin))
 
 
-def measure_agent_a(run_dir: Path, seed: int) -> dict[str, float]:
-    """Agent A (agent 0 of the run) on ``anti`` and ``correlated`` levels, and its colour reliance."""
+def measure(run_dir: Path, seed: int) -> dict[str, float]:
+    """Agent A (agent 0 of the run) on ``anti`` and ``correlated`` levels and its colour reliance;
+    for MDPO also B's colour reliance (did B learn the coin, or catch A's shortcut?)."""
     device = torch.device("cpu")
     _, agents, _ = load_agents(run_dir, device)
-    agent = agents[0]
     out = {}
     for name in ("anti", "correlated"):
         env_cfg = EnvConfig(game="coins", agreement=AGREEMENTS[name])
-        returns = run_episodes(agent, env_cfg, "train", EVAL_LEVELS, derive_seed(seed, "demo", name), device)
+        returns = run_episodes(agents[0], env_cfg, "train", EVAL_LEVELS, derive_seed(seed, "demo", name), device)
         out[f"{name}_return"] = sum(returns["returns"]) / EVAL_LEVELS
-    out["colour_reliance"] = colour_reliance(agent, EVAL_LEVELS, derive_seed(seed, "demo", "first"), device)
+    first_levels = derive_seed(seed, "demo", "first")
+    out["colour_reliance"] = colour_reliance(agents[0], EVAL_LEVELS, first_levels, device)
+    if len(agents) > 1:
+        out["b_colour_reliance"] = colour_reliance(agents[1], EVAL_LEVELS, first_levels, device)
     return out
 
 
 def train_and_measure(algo: str, seed: int, steps: int, a_levels: float, b_levels: float, out: Path) -> dict:
-    """One training of the demo and A's numbers; runs in a worker process."""
+    """One training of the demo and its measurements; runs in a worker process."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     run_dir = train(demo_config(algo, seed, steps, a_levels, b_levels, out), progress=False)
-    result = {"algo": algo, "seed": seed, "run_dir": str(run_dir), **measure_agent_a(run_dir, seed)}
+    result = {"algo": algo, "seed": seed, "run_dir": str(run_dir), **measure(run_dir, seed)}
     result["seconds"] = time.perf_counter() - start
     return result
 
@@ -121,7 +125,7 @@ def format_table(summary: dict, seeds: int, steps: int, a_levels: float, b_level
     return "\n".join(lines)
 
 
-def plot(summary: dict, results: list[dict], path: Path) -> Path:
+def plot(summary: dict, results: list[dict], heading: str, path: Path) -> Path:
     """One panel per metric: a bar per algorithm with its interval, each seed a dot."""
     import matplotlib
 
@@ -139,7 +143,7 @@ def plot(summary: dict, results: list[dict], path: Path) -> Path:
         ax.set_xticks(range(len(ALGOS)), [label.split()[0] for label in ALGOS.values()])
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(f"A: {title}")
-    fig.suptitle("Agent A trained on correlated levels: alone (PPO) or distilled with B (MDPO)", fontsize=10)
+    fig.suptitle(heading, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -147,7 +151,7 @@ def plot(summary: dict, results: list[dict], path: Path) -> Path:
 
 
 def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels: float = 0.5,
-             jobs: int = 1, log=print) -> dict:
+             jobs: int = 1) -> dict:
     """Train PPO and MDPO on seeds 1..``seeds`` (``jobs`` at a time), measure A, write
     demo.json and demo.png into ``out``; returns what demo.json holds."""
     if out.exists() and any(out.iterdir()):
@@ -163,8 +167,9 @@ def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels:
                    for algo, seed in tasks]
         for future in concurrent.futures.as_completed(futures):
             r = future.result()
-            log(f"{r['algo']:>4} seed {r['seed']}: anti {r['anti_return']:.2f}  correlated "
-                f"{r['correlated_return']:.2f}  colour reliance {r['colour_reliance']:.2f}  ({r['seconds']:.0f} s)")
+            b = f"  (B: {r['b_colour_reliance']:.2f})" if "b_colour_reliance" in r else ""
+            print(f"{r['algo']:>4} seed {r['seed']}: A anti {r['anti_return']:.2f}  correlated "
+                f"{r['correlated_return']:.2f}  colour reliance {r['colour_reliance']:.2f}{b}  ({r['seconds']:.0f} s)")
     results = sorted((f.result() for f in futures), key=lambda r: (r["algo"], r["seed"]))
     summary = summarize(results)
     data = {
@@ -174,7 +179,8 @@ def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels:
         "table": format_table(summary, seeds, steps, a_levels, b_levels),
     }
     write_json(out / "demo.json", data)
-    plot(summary, results, out / "demo.png")
+    plot(summary, results, f"Agent A trained on {_levels(a_levels)} levels: alone (PPO) or distilled with "
+         f"B on {_levels(b_levels)} levels (MDPO)", out / "demo.png")
     return data
 
 
