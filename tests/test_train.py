@@ -95,3 +95,28 @@ def test_eval_command_rereads_checkpoint(tiny, capsys):
     assert main(["eval", str(run_dir), "--episodes", "2", "--device", "cpu"]) == 0
     out = json.loads((Path(run_dir) / "reeval.json").read_text())
     assert len(out["agents"]) == 2 and len(out["agents"][0]["test"]["returns"]) == 2
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mdpo.cli", "train", "--preset", "smoke", "--game", "bigfish", "--quiet",
+           "--out_dir", str(tmp_path), "--run_name", "run", "--total_steps", "100000", "--checkpoint_every", "1000",
+           "--env.num_envs", "2", "--ppo.num_steps", "16", "--torch_threads", "1", "--net.hidden", "32"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    state = load_checkpoint(run_dir)
+    assert state["update"] >= 2 and not (run_dir / "eval.json").exists()
+    assert "stopped before the end" in out
+    resumed = resume(run_dir, {"total_steps": (state["update"] + 1) * 32}, progress=False)
+    assert load_checkpoint(resumed)["update"] == state["update"] + 1 and (resumed / "eval.json").exists()
