@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -34,9 +34,6 @@ class Rollout:
         """Field ``name`` as (K, T*N, ...): one batch per agent."""
         x = getattr(self, name)
         return x.reshape(x.shape[0], -1, *x.shape[3:])
-
-    def names(self) -> list[str]:
-        return [f.name for f in fields(self)]
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, valids: torch.Tensor,
