@@ -25,7 +25,8 @@ def _frames(n=12):
 def test_a_frame_against_itself_scores_zero():
     agent, frames = _random_policy(), _frames()
     s = sensitivity(agent, frames, frames[:, None].repeat(1, 3, 1, 1, 1), CPU)
-    assert s == {"kl_mean": 0.0, "kl_std": 0.0, "feature_mean": 0.0, "feature_std": 0.0}
+    # zero up to float32 round-off: oneDNN may pick another kernel for another batch size
+    assert s == pytest.approx({"kl_mean": 0.0, "kl_std": 0.0, "feature_mean": 0.0, "feature_std": 0.0}, abs=1e-6)
 
 
 def test_kl_and_feature_distance_grow_with_jitter_strength():
