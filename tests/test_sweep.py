@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mdpo.cli import main
-from mdpo.runs import new_run_dir
+from mdpo.runs import run_dir_for, start_run_dir
 from mdpo.sweep_spec import build_spec, expand
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sweep-smoke.yaml"
@@ -72,7 +72,9 @@ def test_a_folder_with_another_config_is_refused(capsys, tmp_path):
     spec = build_spec({"preset": "smoke", "grid": {"env.game": ["coinrun"]}}, tmp_path)
     cfg = expand(spec)[0].config
     cfg.total_steps *= 2
-    new_run_dir(cfg)
+    run_dir = run_dir_for(cfg)
+    run_dir.mkdir(parents=True)
+    start_run_dir(run_dir, cfg)
     err = _error_line(capsys, ["sweep", "--preset", "smoke", "--grid", "env.game=coinrun", "--out_dir", str(tmp_path)])
     assert "holds a run with a different total_steps" in err
 

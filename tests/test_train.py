@@ -26,18 +26,45 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     assert "distill/kl" in runs[0][0] and "losses/value_loss/agent1" in runs[0][0]
 
 
-def test_resume_continues_bit_for_bit(tiny):
-    # 4 updates straight vs 2 + resume + 2 (checkpoints, and env restarts, every 2 updates)
-    straight = train(tiny("mdpo", total_steps=128, run_name="straight"), progress=False)
+def test_resume_equals_a_straight_run_that_restarts_its_envs_there(tiny, tmp_path):
+    # 2 updates + resume + 2 == 4 updates in one process with the envs restarted after update 2
     half = train(tiny("mdpo", total_steps=64, run_name="halves"), progress=False)
     assert load_checkpoint(half)["update"] == 2
     resumed = resume(half, {"total_steps": 128}, progress=False)
-    a, b = _params(straight), _params(resumed)
+    trainer = Trainer(tiny("mdpo", total_steps=128), tmp_path / "straight", progress=False)
+    for update in range(4):
+        if update == 2:
+            trainer.start_envs()
+        trainer.iteration()
+    a, b = trainer.agents.state_dict(), _params(resumed)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
     steps = [json.loads(line)["global_step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 128
+
+
+def test_envs_and_episodes_persist_across_checkpoints(tiny, tmp_path, monkeypatch):
+    # checkpoints after updates 2 and 4 (16 steps x 2 envs each): the same env objects, and
+    # episodes in progress at the first checkpoint go on counting their steps
+    import mdpo.train
+
+    trainer = Trainer(tiny("ppo", total_steps=128, **{"eval.final_episodes": 1}), tmp_path / "run", progress=False)
+    seen = []
+    real_save = mdpo.train.save_checkpoint
+
+    def spy(run_dir, state):
+        seen.append((list(trainer.envs), trainer.monitors[0]._length.clone()))
+        real_save(run_dir, state)
+
+    monkeypatch.setattr(mdpo.train, "save_checkpoint", spy)
+    (tmp_path / "run").mkdir()
+    trainer.run()
+    (envs_2, lengths_2), (envs_4, lengths_4) = seen
+    assert all(a is b for a, b in zip(envs_2, envs_4))
+    carried = lengths_4 > 32  # envs whose episode did not end between the checkpoints
+    assert carried.any()
+    assert torch.equal(lengths_4[carried], lengths_2[carried] + 32)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "mdpo"])
@@ -74,7 +101,9 @@ def test_bad_game_is_one_line_error(capsys):
     (["--env.mode", "medium"], "unknown mode 'medium'"),
     (["--ppo.num_minibatches", "3"], "not divisible"),
     (["--preset", "nope"], "unknown preset 'nope'"),
-    (["--no.such_field", "1"], "unrecognized arguments"),
+    (["--no.such_field", "1"], "unrecognized argument --no.such_field"),
+    (["--lr", "3e-4"], "unrecognized argument --lr (did you mean --ppo.lr?)"),
+    (["--algo", "mdp0"], "unknown algorithm 'mdp0'; choose from ppo, mdpo, spo, mdspo, drac"),
 ])
 def test_bad_config_is_one_line_error(capsys, argv, expected):
     assert expected in _error_line(capsys, ["train", "--preset", "smoke", *argv])

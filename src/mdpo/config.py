@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_type_hints
 
@@ -108,14 +109,14 @@ class PerfConfig:
 
 @dataclass
 class Config:
-    algo: str = _f("ppo", "algorithm label; ppo/mdpo/spo/mdspo also set num_agents, alpha and base_loss")
+    algo: str = _f("ppo", "algorithm: ppo, mdpo, spo, mdspo or drac (each sets num_agents, alpha, base_loss, drac)")
     preset: str = _f("paper", "the preset this config started from")
     seed: int = _f(1, "seed for networks, sampling and environments")
     total_steps: int = _f(50_000_000, "environment steps per agent")
     device: str = _f("auto", "auto, cpu or cuda")
     out_dir: str = _f("runs", "folder that holds run folders")
     run_name: str = _f("", "run folder name (default: game-algo-seed-time)")
-    checkpoint_every: int = _f(25, "checkpoint every this many updates (envs restart there)")
+    checkpoint_every: int = _f(25, "checkpoint every this many updates (and at the end, and on SIGINT/SIGTERM)")
     torch_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -173,6 +174,9 @@ def _leaf_fields() -> dict[str, tuple[Any, str, Any]]:
     return field_docs()
 
 
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+
+
 def parse_value(text: str, typ: Any, key: str) -> Any:
     """Parse a command-line string into a field's type; a clear error names the field."""
     try:
@@ -185,7 +189,7 @@ def parse_value(text: str, typ: Any, key: str) -> Any:
             raise ValueError(text)
         if typ is int:
             value = float(text)  # accepts 50e6 and 1_000
-            if value != int(value):
+            if not math.isfinite(value) or value != int(value):
                 raise ValueError(text)
             return int(value)
         if typ is float:
@@ -197,7 +201,7 @@ def parse_value(text: str, typ: Any, key: str) -> Any:
             return value
         return text
     except (ValueError, yaml.YAMLError):
-        raise MdpoError(f"bad value for {key}: {text!r} is not a {typ.__name__}") from None
+        raise MdpoError(f"bad value for {key}: {text!r} is not {TYPE_NAMES[typ]}") from None
 
 
 def set_field(cfg: Config, key: str, value: Any) -> None:
@@ -210,10 +214,12 @@ def set_field(cfg: Config, key: str, value: Any) -> None:
         value = parse_value(value, typ, key)
     elif typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    elif typ is int and isinstance(value, float) and value == int(value):
+    elif typ is int and isinstance(value, float) and math.isfinite(value) and value == int(value):
         value = int(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise MdpoError(f"bad value for {key}: {value!r} is not a {typ.__name__}")
+        raise MdpoError(f"bad value for {key}: {value!r} is not {TYPE_NAMES[typ]}")
+    if typ is float and not math.isfinite(value):
+        raise MdpoError(f"bad value for {key}: {value!r} is not a finite number")
     *path, name = key.split(".")
     target = cfg
     for part in path:
@@ -231,14 +237,42 @@ def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str,
         set_field(cfg, key, value)
     overrides = dict(overrides or {})
     algo = algo or overrides.pop("algo", None) or "ppo"
-    if algo in ALGOS:
-        for key, value in ALGOS[algo].items():
-            set_field(cfg, key, value)
+    if algo not in ALGOS:
+        raise MdpoError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGOS)}")
+    for key, value in ALGOS[algo].items():
+        set_field(cfg, key, value)
     cfg.algo = algo
     for key, value in overrides.items():
         set_field(cfg, key, value)
     validate(cfg)
     return cfg
+
+
+# Numeric fields and the values they may take (checked by ``validate``).
+AT_LEAST_ONE = ("total_steps", "checkpoint_every", "env.num_envs", "ppo.num_steps", "ppo.epochs",
+                "ppo.num_minibatches", "net.width", "net.hidden", "cohort.num_agents", "cohort.teacher_every",
+                "eval.episodes", "eval.final_episodes", "eval.bound_frames")
+NON_NEGATIVE = ("torch_threads", "env.num_levels", "env.start_level", "env.num_threads", "ppo.vf_coef",
+                "ppo.ent_coef", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup", "eval.every", "drac.coef")
+POSITIVE = ("ppo.lr", "ppo.adam_eps", "ppo.clip_coef", "ppo.max_grad_norm", "ppo.reward_clip",
+            "cohort.temperature")
+UNIT_INTERVAL = ("env.agreement", "ppo.gamma", "ppo.gae_lambda")
+
+
+def get_field(cfg: Config, key: str) -> Any:
+    """The value of ``section.name`` in a config."""
+    return functools.reduce(getattr, key.split("."), cfg)
+
+
+def check_ranges(cfg: Config) -> None:
+    """One-line errors for numbers outside the range their field allows."""
+    rules = ((AT_LEAST_ONE, lambda v: v >= 1, "at least 1"), (NON_NEGATIVE, lambda v: v >= 0, ">= 0"),
+             (POSITIVE, lambda v: v > 0, "> 0"), (UNIT_INTERVAL, lambda v: 0 <= v <= 1, "in [0, 1]"))
+    for keys, ok, wanted in rules:
+        for key in keys:
+            value = get_field(cfg, key)
+            if not (math.isfinite(value) and ok(value)):
+                raise MdpoError(f"{key} must be {wanted}, got {value!r}")
 
 
 def validate(cfg: Config) -> None:
@@ -248,6 +282,7 @@ def validate(cfg: Config) -> None:
     from mdpo.envs import check_env_config
     from mdpo.losses import POLICY_LOSSES
 
+    check_ranges(cfg)
     check_env_config(cfg.env)
     for i, over in enumerate(cfg.cohort.agent_env):
         if not isinstance(over, dict):
@@ -257,41 +292,21 @@ def validate(cfg: Config) -> None:
         raise MdpoError(
             f"cohort.agent_env has {len(cfg.cohort.agent_env)} entries for {cfg.cohort.num_agents} agents"
         )
-    if cfg.ppo.base_loss not in POLICY_LOSSES:
-        raise MdpoError(f"unknown ppo.base_loss {cfg.ppo.base_loss!r}; choose from {', '.join(POLICY_LOSSES)}")
-    if cfg.cohort.distill not in DISTILL_LOSSES:
-        raise MdpoError(f"unknown cohort.distill {cfg.cohort.distill!r}; choose from {', '.join(DISTILL_LOSSES)}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise MdpoError(f"bad device {cfg.device!r}; choose auto, cpu or cuda")
-    positive = {
-        "env.num_envs": cfg.env.num_envs, "ppo.num_steps": cfg.ppo.num_steps, "ppo.epochs": cfg.ppo.epochs,
-        "ppo.num_minibatches": cfg.ppo.num_minibatches, "total_steps": cfg.total_steps,
-        "cohort.num_agents": cfg.cohort.num_agents, "checkpoint_every": cfg.checkpoint_every,
-        "eval.episodes": cfg.eval.episodes, "eval.final_episodes": cfg.eval.final_episodes,
-        "net.width": cfg.net.width, "net.hidden": cfg.net.hidden, "eval.bound_frames": cfg.eval.bound_frames,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise MdpoError(f"{key} must be at least 1, got {value}")
     batch = cfg.env.num_envs * cfg.ppo.num_steps
     if batch % cfg.ppo.num_minibatches:
         raise MdpoError(f"env.num_envs * ppo.num_steps = {batch} is not divisible by "
                         f"ppo.num_minibatches = {cfg.ppo.num_minibatches}")
-    if not 0.0 <= cfg.ppo.gamma <= 1.0 or not 0.0 <= cfg.ppo.gae_lambda <= 1.0:
-        raise MdpoError("ppo.gamma and ppo.gae_lambda must lie in [0, 1]")
-    if cfg.ppo.lr <= 0:
-        raise MdpoError(f"ppo.lr must be positive, got {cfg.ppo.lr}")
-    if cfg.cohort.alpha < 0 or cfg.drac.coef < 0:
-        raise MdpoError("cohort.alpha and drac.coef must be >= 0")
-    choices = {"cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
+    choices = {"ppo.base_loss": (cfg.ppo.base_loss, tuple(POLICY_LOSSES)),
+               "cohort.distill": (cfg.cohort.distill, tuple(DISTILL_LOSSES)),
+               "cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
                "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
                "perf.amp": (cfg.perf.amp, AMP_MODES),
                "drac.augment": (cfg.drac.augment, tuple(AUGMENTATIONS))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")
-    if cfg.cohort.temperature <= 0 or cfg.cohort.teacher_every < 1 or cfg.cohort.alpha_warmup < 0:
-        raise MdpoError("cohort.temperature must be > 0, cohort.teacher_every >= 1, cohort.alpha_warmup >= 0")
     if cfg.cohort.level_split == "disjoint" and cfg.env.num_levels < cfg.cohort.num_agents:
         raise MdpoError("cohort.level_split=disjoint needs env.num_levels >= cohort.num_agents")
 
@@ -309,12 +324,44 @@ def agent_env(cfg: Config, agent: int) -> EnvConfig:
     return holder.env
 
 
+# What a resumed run may change: how long it runs, how it is evaluated, checkpointed and tracked,
+# where and how fast it computes, and the learning rate (the optimizer follows). Everything else
+# defines the experiment and is fixed by the run's first start.
+RESUMABLE = ("total_steps", "device", "checkpoint_every", "torch_threads", "env.num_threads", "ppo.lr",
+             "eval.*", "perf.*")
+
+
+def resumable(key: str) -> bool:
+    return any(key == rule or (rule.endswith("*") and key.startswith(rule[:-1])) for rule in RESUMABLE)
+
+
+def apply_resume_overrides(cfg: Config, overrides: dict[str, Any]) -> dict[str, list]:
+    """Apply a resumed run's overrides to its saved config; returns ``{key: [old, new]}`` of what
+    changed. A field that may not change on resume (see ``RESUMABLE``) is a one-line error."""
+    changed = from_dict(to_dict(cfg))
+    for key, value in overrides.items():
+        set_field(changed, key, value)
+    changes = {key: [get_field(cfg, key), get_field(changed, key)] for key in overrides
+               if get_field(cfg, key) != get_field(changed, key)}
+    fixed = [key for key in changes if not resumable(key)]
+    if fixed:
+        old, new = changes[fixed[0]]
+        raise MdpoError(f"--{fixed[0]} cannot change when resuming ({old!r} -> {new!r}): it defines the run; "
+                        f"a resumed run may change only {', '.join(RESUMABLE)}")
+    validate(changed)
+    for key, (_, new) in changes.items():
+        set_field(cfg, key, new)
+    return changes
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a saved config; unknown or ill-typed fields are a one-line error."""
+    if not isinstance(data, dict):
+        raise MdpoError(f"a config must be a mapping of fields, got {type(data).__name__}")
     cfg = Config()
     for key, value in _flatten(data).items():
         set_field(cfg, key, value)
@@ -324,7 +371,7 @@ def from_dict(data: dict[str, Any]) -> Config:
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict) and key in {f.name for f in fields(Config)}:
+        if not prefix and isinstance(value, dict) and key in {f.name for f in fields(Config)}:
             out.update(_flatten(value, f"{key}."))
         else:
             out[prefix + key] = value

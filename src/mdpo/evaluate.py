@@ -1,54 +1,87 @@
-"""Episodes on training levels and on held-out test levels, and their summary metrics."""
+"""Episodes on training levels and on held-out test levels, and their summary metrics.
+
+An evaluation counts the first episode of each of N parallel envs, never "the first N episodes to
+finish" (which would favour short episodes). Every agent and split of a cohort runs at once, in one
+loop, so a whole evaluation takes about as long as its longest episode.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from mdpo.config import Config, EnvConfig, agent_env
-from mdpo.envs import Monitor, make_env, score_range
+from mdpo.envs import SPLITS, Monitor, make_env, score_range
 from mdpo.runtime import derive_seed, sample_actions
 
 
+@dataclass
+class Job:
+    """``episodes`` episodes of one agent on one split."""
+
+    agent: nn.Module
+    env_cfg: EnvConfig
+    split: str
+    seed: int
+
+
 @torch.no_grad()
+def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = False,
+         progress: str | None = None) -> list[dict[str, list[float]]]:
+    """Run every job's ``episodes`` parallel envs in one loop until each env has ended its first
+    episode; one forward pass per agent and step covers all of that agent's jobs. With ``progress``
+    (a label), a bar counts finished episodes. Returns per job raw returns and lengths."""
+    envs = [make_env(job.env_cfg, episodes, job.seed, device, job.split) for job in jobs]
+    monitors = [Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device) for _ in jobs]
+    obs = torch.stack([m.attach(env) for m, env in zip(monitors, envs)])  # (jobs, N, C, H, W)
+    generators = [torch.Generator(device).manual_seed(job.seed) for job in jobs]
+    returns = torch.zeros(len(jobs), episodes, device=device)
+    lengths = torch.zeros_like(returns)
+    finished = torch.zeros(len(jobs), episodes, dtype=torch.bool, device=device)
+    agents = list({id(job.agent): job.agent for job in jobs}.values())
+    rows = [[j for j, job in enumerate(jobs) if job.agent is agent] for agent in agents]
+    bar = tqdm(total=finished.numel(), desc=progress, unit="episode", disable=progress is None, leave=False)
+    while not bool(finished.all()):
+        actions = torch.zeros_like(returns, dtype=torch.long)
+        for agent, mine in zip(agents, rows):
+            counts = (~finished[mine]).sum(1).tolist()  # frames of episodes still counted
+            if sum(counts):
+                logits, _ = agent(obs[mine][~finished[mine]])
+                for j, part in zip(mine, logits.split(counts)):
+                    if len(part):
+                        actions[j, ~finished[j]] = sample_actions(part, generators[j], greedy)[0]
+        for j, monitor in enumerate(monitors):
+            step = monitor.step(actions[j])
+            first = step.episode_end & ~finished[j]
+            returns[j] = torch.where(first, step.episode_return, returns[j])
+            lengths[j] = torch.where(first, step.episode_length, lengths[j])
+            finished[j] |= step.episode_end
+            obs[j] = step.obs
+        bar.update(int(finished.sum()) - bar.n)
+    bar.close()
+    for env in envs:
+        env.close()
+    return [{"returns": r.tolist(), "lengths": n.tolist()} for r, n in zip(returns, lengths)]
+
+
 def run_episodes(agent: nn.Module, env_cfg: EnvConfig, split: str, episodes: int, seed: int,
                  device: torch.device, greedy: bool = False) -> dict[str, list[float]]:
-    """One episode on each of ``episodes`` parallel envs (counting each env's first episode only,
-    so short episodes are not over-represented). Returns raw per-episode returns and lengths."""
-    env = make_env(env_cfg, episodes, seed, device, split)
-    monitor = Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device)
-    obs = monitor.attach(env)
-    generator = torch.Generator(device).manual_seed(seed)
-    returns = torch.zeros(episodes, device=device)
-    lengths = torch.zeros(episodes, device=device)
-    finished = torch.zeros(episodes, dtype=torch.bool, device=device)
-    while not bool(finished.all()):
-        logits, _ = agent(obs)
-        actions, _ = sample_actions(logits, generator, greedy)
-        step = monitor.step(actions)
-        first = step.episode_end & ~finished
-        returns = torch.where(first, step.episode_return, returns)
-        lengths = torch.where(first, step.episode_length, lengths)
-        finished |= step.episode_end
-        obs = step.obs
-    env.close()
-    return {"returns": returns.tolist(), "lengths": lengths.tolist()}
+    """One agent on one split (see ``play``)."""
+    return play([Job(agent, env_cfg, split, seed)], episodes, device, greedy)[0]
 
 
 def evaluate_cohort(agents: nn.ModuleList, cfg: Config, episodes: int, seed_parts: tuple,
-                    device: torch.device, greedy: bool = False) -> list[dict]:
+                    device: torch.device, greedy: bool = False, progress: str | None = None) -> list[dict]:
     """For each agent: episodes on its own training levels and on the test levels. All agents
     meet the same levels (same seeds), so their results are paired."""
-    results = []
-    for i, agent in enumerate(agents):
-        results.append({
-            split: run_episodes(agent, agent_env(cfg, i), split, episodes,
-                                derive_seed(cfg.seed, "eval", split, *seed_parts), device, greedy)
-            for split in ("train", "test")
-        })
-    return results
+    jobs = [Job(agent, agent_env(cfg, i), split, derive_seed(cfg.seed, "eval", split, *seed_parts))
+            for i, agent in enumerate(agents) for split in SPLITS]
+    results = iter(play(jobs, episodes, device, greedy, progress))
+    return [{split: next(results) for split in SPLITS} for _ in agents]
 
 
 def _mean(xs: list[float]) -> float:

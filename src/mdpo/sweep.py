@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all of this machine)")
     p.add_argument("--num-gpus", type=int, help="local Ray only: GPUs it may use (default: all of this machine)")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report of the finished trials")
-    add_config_arguments(p)
+    add_config_arguments(p, skip=("run_name",))  # trials are named after their grid point
     p.set_defaults(func=run)
 
 

@@ -3,10 +3,11 @@
 K = 1 is plain PPO (or SPO); K >= 2 adds mutual distillation (see ``mdpo.update``). Each agent has
 its own envs, reward normaliser and rollout slice; one Adam covers all agents' parameters.
 
-Environments restart (fresh seeds derived from the run seed, agent and update) at every checkpoint.
-That is what makes a resumed run continue bit-for-bit: envpool's env state cannot be saved, but a
-restart at a known update can be repeated. The rollout before a restart bootstraps from the value of
-its last observation, as at any rollout end, so the learning targets stay correct.
+An uninterrupted run keeps its environments for its whole life, as the authors' loop does.
+envpool's env state cannot be saved, so a resumed run starts fresh envs, seeded from the run seed
+and the update it resumes at: it equals an uninterrupted run that restarted its envs at that update
+(``Trainer.start_envs``), bit for bit on CPU. The rollout before the restart bootstrapped from the
+value of its last observation, as at any rollout end, so the learning targets stay correct.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from mdpo.analysis.frames import held_out_frames
 from mdpo.bound import bound_estimates
-from mdpo.config import Config, agent_env, to_dict
+from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
@@ -31,13 +32,18 @@ from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
+    CONFIG,
     EVAL,
+    RESUMES,
+    append_json_line,
     build_agents,
     load_agents,
     load_checkpoint,
     load_config,
-    new_run_dir,
+    run_dir_for,
+    run_lock,
     save_checkpoint,
+    start_run_dir,
     write_json,
 )
 from mdpo.runtime import autocast, configure_backends, derive_seed, resolve_device, sample_actions
@@ -45,11 +51,28 @@ from mdpo.timing import PhaseTimer
 from mdpo.update import STATS, distill_rewards, update
 
 
-class Trainer:
-    """Everything a checkpoint holds, and the loop that advances it."""
+def num_updates(cfg: Config) -> int:
+    """Updates of a run: ``total_steps`` per agent, rounded up to whole rollouts."""
+    return math.ceil(cfg.total_steps / (cfg.env.num_envs * cfg.ppo.num_steps))
 
-    def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM (or the first one outside the update loop); the message says what is kept."""
+
+
+class RunFinished(Exception):
+    """``resume`` of a run that has nothing left to do; the message says so."""
+
+
+class Trainer:
+    """Everything a checkpoint holds, and the loop that advances it.
+
+    ``progress`` shows a progress bar; ``verbose`` prints what the run is about to do and an ETA.
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True,
+                 verbose: bool = False):
+        self.cfg, self.run_dir, self.progress, self.verbose = cfg, Path(run_dir), progress, verbose
         self.device = resolve_device(cfg.device)
         configure_backends(cfg.perf.tf32)
         self.timer = PhaseTimer(self.device)
@@ -57,9 +80,10 @@ class Trainer:
             torch.set_num_threads(cfg.torch_threads)
         k, n, t = cfg.cohort.num_agents, cfg.env.num_envs, cfg.ppo.num_steps
         self.batch_steps = n * t  # env steps per agent per update
-        self.num_updates = math.ceil(cfg.total_steps / self.batch_steps)
+        self.num_updates = num_updates(cfg)
         self.update_idx = state["update"] if state else 0
         self.global_step = state["global_step"] if state else 0
+        self.saved_update = self.update_idx if state else None  # of the newest checkpoint on disk
         self.monitors = [Monitor(cfg.ppo.gamma, cfg.ppo.reward_clip, cfg.ppo.norm_reward, self.device)
                          for _ in range(k)]
         self.envs: list = []
@@ -69,7 +93,7 @@ class Trainer:
             raise MdpoError("all agents' environments must share observation shape and action count")
         self.spec = {"obs_shape": list(obs_shape), "num_actions": num_actions}
         self.agents = build_agents(cfg, obs_shape, num_actions, self.device)
-        if cfg.net.encoder_from:
+        if cfg.net.encoder_from and not state:
             self.copy_encoder(cfg.net.encoder_from, cfg.net.encoder_agent)
         if cfg.net.freeze_encoder:
             for agent in self.agents:
@@ -79,6 +103,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
         self.stop_signal: str | None = None
+        self.training = False  # inside the update loop, where the first signal finishes the update
         self.test_frames: torch.Tensor | None = None  # held-out frames for the bound's estimates
         self.teacher: int | None = None  # peer_target=best: the current teacher
         self.recent_returns = torch.zeros(k, 2, device=self.device)  # (sum, episodes) since the last pick
@@ -109,7 +134,11 @@ class Trainer:
             raise MdpoError(f"checkpoint does not fit this config ({str(exc).splitlines()[0]})") from None
         for monitor, s in zip(self.monitors, state["monitors"]):
             monitor.load_state_dict(s)
-        self.generator.set_state(state["generator"].cpu())
+        saved = state["generator"].cpu()
+        if saved.numel() == self.generator.get_state().numel():
+            self.generator.set_state(saved)
+        else:  # saved by another kind of device (CPU vs CUDA): its stream cannot continue here
+            self.generator.manual_seed(derive_seed(self.cfg.seed, "generator", self.update_idx))
         self.teacher = state["teacher"]
         self.recent_returns = state["recent_returns"].to(self.device)
 
@@ -124,7 +153,8 @@ class Trainer:
             raise MdpoError(f"the encoder in {run_dir} does not fit this network (net.width/hidden differ)") from None
 
     def start_envs(self) -> None:
-        """(Re)create every agent's envs for a segment that starts at the current update."""
+        """(Re)create every agent's envs, seeded from the run seed and the current update (so a
+        resumed run can repeat them); episodes in progress are abandoned."""
         for env in self.envs:
             env.close()
         self.envs, self.next_obs = [], []
@@ -187,9 +217,9 @@ class Trainer:
         """One update of the whole cohort; returns its metrics."""
         cfg, r = self.cfg, self.rollout
         start = time.perf_counter()
-        if cfg.ppo.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates)
+        lr = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates) if cfg.ppo.anneal_lr else cfg.ppo.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr  # also where a resumed run changed ppo.lr
         self.pick_teacher()
         alpha = self.alpha()
         with self.timer("collect"):
@@ -201,6 +231,7 @@ class Trainer:
         batch["returns"] = returns.flatten(1)
         with self.timer("update"):
             stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
+        self.check_finite(stats)
         ends = r.episode_ends.float()
         self.recent_returns += torch.stack([(r.episode_returns * ends).sum((1, 2)), ends.sum((1, 2))], dim=1)
         self.global_step += self.batch_steps
@@ -241,16 +272,44 @@ class Trainer:
             "charts/SPS": k * self.batch_steps / seconds,
             "charts/update": self.update_idx,
         }
+        episodic = {"charts/episodic_return", "charts/episodic_length"}  # none when no episode ended
         for j, name in enumerate(names):
-            if name:
-                out[name] = per_agent[:, j].nanmean().item()
-                if k > 1:
-                    out.update({f"{name}/agent{i}": per_agent[i, j].item() for i in range(k)})
+            values = {"": per_agent[:, j].nanmean().item()}
+            if k > 1:
+                values.update({f"/agent{i}": per_agent[i, j].item() for i in range(k)})
+            out.update({name + suffix: v for suffix, v in values.items()
+                        if name and not (name in episodic and math.isnan(v))})
         return out
 
+    def check_finite(self, stats: torch.Tensor) -> None:
+        """Stop, naming the update and the quantity, when a loss, a gradient or a parameter is no
+        longer finite: before anything non-finite is checkpointed or logged."""
+        def nonfinite(tensors) -> torch.Tensor:
+            flags = [~torch.isfinite(t).all() for t in tensors if t is not None]
+            return torch.stack(flags).any() if flags else torch.tensor(False, device=self.device)
+
+        flags = torch.stack([
+            ~torch.isfinite(stats).all(1),
+            torch.stack([nonfinite(p.grad for p in agent.parameters()) for agent in self.agents]),
+            torch.stack([nonfinite(agent.parameters()) for agent in self.agents]),
+        ]).cpu()  # (quantity, agent)
+        if not flags.any():
+            return
+        kind, agent = (int(i) for i in flags.nonzero()[0])
+        if kind == 0:
+            term = STATS[int((~torch.isfinite(stats[agent].cpu())).nonzero()[0])]
+            what = f"loss term {term}"
+        else:
+            what = ("gradients", "parameters")[kind - 1]
+        kept = (f"the checkpoint of update {self.saved_update} is kept" if self.saved_update is not None
+                else "no checkpoint had been written yet")
+        raise MdpoError(f"update {self.update_idx + 1}: the {what} of agent {agent} became non-finite; stopped "
+                        f"before writing a checkpoint ({kept}); a smaller --ppo.lr may help")
+
     def evaluate(self, episodes: int) -> tuple[dict[str, float], list[dict]]:
-        results = evaluate_cohort(self.agents, self.cfg, episodes, ("update", self.update_idx),
-                                  self.device, self.cfg.eval.greedy)
+        label = f"evaluating (update {self.update_idx})" if self.progress else None
+        results = evaluate_cohort(self.agents, self.cfg, episodes, ("update", self.update_idx), self.device,
+                                  self.cfg.eval.greedy, label)
         summary = summarize(results, self.cfg.env)
         if self.cfg.eval.bound:
             summary.update(self.bound())
@@ -273,15 +332,21 @@ class Trainer:
     def run(self) -> Path:
         """Train to ``total_steps``, checkpointing and evaluating on schedule; returns the run folder.
 
-        SIGINT/SIGTERM finish the current update, write a checkpoint and return.
+        The first SIGINT/SIGTERM finishes the current update, writes a checkpoint and returns; a
+        second one (or the first during the final evaluation) raises ``Interrupted`` at once.
         """
         cfg = self.cfg
+        for line in self.describe():
+            self.say(line)
         logger = Logger(self.run_dir, resume_step=self.global_step if self.update_idx else None)
         bar = tqdm(total=self.num_updates * self.batch_steps, initial=self.global_step, unit="step",
                    unit_scale=True, disable=not self.progress, dynamic_ncols=True)
+        first = self.update_idx
         try:
             with self.stop_on_signals():
+                self.training = True
                 while self.update_idx < self.num_updates and not self.stop_signal:
+                    start = time.perf_counter()
                     metrics = self.iteration()
                     last = self.update_idx == self.num_updates
                     if cfg.eval.every and self.update_idx % cfg.eval.every == 0 and not last:
@@ -289,25 +354,64 @@ class Trainer:
                     logger.log(self.global_step, metrics)
                     bar.update(self.batch_steps)
                     bar.set_postfix(self.postfix(metrics), refresh=False)
+                    if self.update_idx == first + 1 and not last:
+                        self.say(self.eta(time.perf_counter() - start))
                     if last or self.stop_signal or self.update_idx % cfg.checkpoint_every == 0:
                         save_checkpoint(self.run_dir, self.state_dict())
-                        if not (last or self.stop_signal):
-                            self.start_envs()
-            if self.update_idx >= self.num_updates and not self.stop_signal:
-                summary, results = self.evaluate(cfg.eval.final_episodes)
-                logger.log(self.global_step, summary)
-                write_json(self.run_dir / EVAL, {
-                    "global_step": self.global_step, "update": self.update_idx,
-                    "episodes": cfg.eval.final_episodes, "greedy": cfg.eval.greedy,
-                    "summary": summary, "agents": results,
-                })
-                bar.set_postfix(self.postfix(summary), refresh=True)
+                        self.saved_update = self.update_idx
+                self.training = False
+                if self.update_idx >= self.num_updates and not self.stop_signal:
+                    bar.set_postfix(self.postfix(self.final_evaluation(logger)), refresh=True)
+        except KeyboardInterrupt:
+            kept = (f"the checkpoint of update {self.saved_update} is kept; continue with `mdpo train --resume "
+                    f"{self.run_dir}`" if self.saved_update is not None else "no checkpoint had been written yet")
+            raise Interrupted(f"interrupted at update {self.update_idx}: {kept}") from None
         finally:
             bar.close()
             logger.close()
             for env in self.envs:
                 env.close()
         return self.run_dir
+
+    def final_evaluation(self, logger: Logger) -> dict[str, float]:
+        """``eval.final_episodes`` per split into eval.json (and the log); returns the summary."""
+        cfg = self.cfg
+        summary, results = self.evaluate(cfg.eval.final_episodes)
+        logger.log(self.global_step, summary)
+        write_json(self.run_dir / EVAL, {
+            "global_step": self.global_step, "update": self.update_idx, "episodes": cfg.eval.final_episodes,
+            "greedy": cfg.eval.greedy, "summary": summary, "agents": results,
+        })
+        return summary
+
+    def say(self, line: str) -> None:
+        if self.verbose:
+            tqdm.write(line)
+
+    def describe(self) -> list[str]:
+        """What this run is about to do, in a few lines."""
+        c = self.cfg
+        k = c.cohort.num_agents
+        agents = "1 agent" if k == 1 else f"{k} agents, {c.cohort.distill} distillation, alpha {c.cohort.alpha:g}"
+        levels = "the full level distribution" if c.env.num_levels == 0 else f"{c.env.num_levels} training levels"
+        game = c.env.game if c.env.game == "coins" else f"{c.env.game} {c.env.mode}, {levels}"
+        steps = self.num_updates * self.batch_steps
+        rounded = f" (total_steps {c.total_steps:,} rounded up to whole updates)" if steps != c.total_steps else ""
+        every = f"every {c.eval.every} updates ({c.eval.episodes} episodes per split) and " if c.eval.every else ""
+        lines = [f"{c.algo} ({agents}) on {game}; preset {c.preset}, seed {c.seed}, device {self.device}",
+                 f"{steps:,} env steps per agent{rounded}: {self.num_updates:,} updates of "
+                 f"{c.env.num_envs} envs x {c.ppo.num_steps} steps",
+                 f"evaluation {every}at the end ({c.eval.final_episodes} episodes per split, train and test levels)",
+                 f"run folder: {self.run_dir}"]
+        if self.update_idx:
+            lines.append(f"resuming at update {self.update_idx:,} ({self.global_step:,} steps per agent) with "
+                         "fresh environments (envpool's state is not saved)")
+        return lines
+
+    def eta(self, seconds: float) -> str:
+        left = (self.num_updates - self.update_idx) * seconds
+        return (f"update {self.update_idx:,} of {self.num_updates:,} took {seconds:.1f} s: about "
+                f"{_duration(left)} to go at this pace, plus evaluations")
 
     @staticmethod
     def postfix(metrics: dict[str, float]) -> dict[str, str]:
@@ -322,7 +426,7 @@ class Trainer:
             return
 
         def handler(signum, frame):
-            if self.stop_signal:
+            if self.stop_signal or not self.training:
                 raise KeyboardInterrupt
             self.stop_signal = signal.Signals(signum).name
             tqdm.write(f"{self.stop_signal}: finishing this update, then writing a checkpoint")
@@ -335,19 +439,40 @@ class Trainer:
                 signal.signal(s, h)
 
 
-def train(cfg: Config, progress: bool = True) -> Path:
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} days"
+
+
+def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
-    run_dir = new_run_dir(cfg)
-    return Trainer(cfg, run_dir, progress=progress).run()
+    resolve_device(cfg.device)  # fail before a run folder exists
+    run_dir = run_dir_for(cfg)
+    with run_lock(run_dir):
+        start_run_dir(run_dir, cfg)
+        return Trainer(cfg, run_dir, progress=progress, verbose=verbose).run()
 
 
-def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = True) -> Path:
-    """Continue a run from its checkpoint (``overrides`` may extend ``total_steps`` and the like)."""
-    from mdpo.config import set_field, validate
-
+def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = True, verbose: bool = False) -> Path:
+    """Continue a run from its checkpoint. ``overrides`` may change the fields that
+    ``config.RESUMABLE`` names (e.g. extend ``total_steps``); they are saved in config.json and
+    listed in resumes.jsonl. Raises ``RunFinished`` when the run has nothing left to do."""
+    run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    for key, value in (overrides or {}).items():
-        set_field(cfg, key, value)
-    validate(cfg)
-    state = load_checkpoint(run_dir, resolve_device(cfg.device))
-    return Trainer(cfg, Path(run_dir), state, progress=progress).run()
+    with run_lock(run_dir):
+        changes = apply_resume_overrides(cfg, overrides or {})
+        state = load_checkpoint(run_dir, resolve_device(cfg.device))
+        finished = run_dir / EVAL
+        if state["update"] >= num_updates(cfg) and finished.exists():
+            raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "
+                              "evaluation in eval.json); to train further, raise --total_steps")
+        if finished.exists():  # a finished run, extended: its old final evaluation stays, by step
+            finished.rename(run_dir / f"eval-{state['global_step']}.json")
+        if changes:
+            write_json(run_dir / CONFIG, to_dict(cfg))
+        append_json_line(run_dir / RESUMES, {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "update": state["update"],
+                                             "global_step": state["global_step"], "changes": changes})
+        return Trainer(cfg, run_dir, state, progress=progress, verbose=verbose).run()

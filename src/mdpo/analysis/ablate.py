@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mdpo.config import ALGOS, Config, agent_env, field_docs, from_dict, set_field, to_dict, validate
+from mdpo.config import ALGOS, Config, agent_env, from_dict, set_field, to_dict, validate
 from mdpo.errors import MdpoError
 from mdpo.runs import CHECKPOINT, load_config
 
@@ -35,15 +35,17 @@ def frozen_encoder_config(source: str | Path, agent: int = 0, overrides: dict[st
     return cfg
 
 
+# Fields the ablation sets itself: it is PPO with --from's encoder, frozen.
+SET_BY_ABLATION = ("preset", "algo", "cohort.", "net.encoder_from", "net.encoder_agent", "net.freeze_encoder")
+
+
 def cmd_frozen_encoder(args: argparse.Namespace) -> None:
-    from mdpo.cli import _report_run
+    from mdpo.cli import _report_run, given_fields
     from mdpo.train import train
 
-    if "preset" in vars(args):
-        raise MdpoError("--preset does not apply here: the ablation copies the settings of --from")
-    overrides = {k: v for k, v in vars(args).items() if k in field_docs() or "." in k}
+    overrides = given_fields(args)
     cfg = frozen_encoder_config(args.source, args.agent, overrides)
-    _report_run(train(cfg, progress=not args.quiet))
+    _report_run(train(cfg, progress=not args.quiet, verbose=True))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,5 +57,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR", help="the run whose encoder is frozen")
     p.add_argument("--agent", type=int, default=0, help="which agent supplies the encoder (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_arguments(p)
+    add_config_arguments(p, skip=SET_BY_ABLATION, defaults_from="as in --from")
     p.set_defaults(func=cmd_frozen_encoder)

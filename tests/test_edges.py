@@ -1,0 +1,262 @@
+"""The edges of a run: resume overrides, finished runs, non-finite values, full disks, half-written
+metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mdpo.cli import main
+from mdpo.errors import MdpoError
+from mdpo.logger import Logger, read_metrics
+from mdpo.runs import CHECKPOINT, CONFIG, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
+from mdpo.train import resume, train
+
+
+def _error_line(capsys, argv, code=2):
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+COINS = {"env.game": "coins"}  # the toy's episodes last at most 10 steps: quick evaluations
+
+
+@pytest.fixture
+def half_run(tiny):
+    """A finished 2-update run (checkpoint at update 2) that ``--total_steps 128`` extends."""
+    return train(tiny("mdpo", total_steps=64, run_name="run", **COINS), progress=False)
+
+
+def _rows(run_dir):
+    return read_metrics(run_dir)
+
+
+# ---- 1, 2: resume overrides and finished runs -----------------------------------------------------
+
+
+def test_resume_applies_allowed_overrides_and_records_them(half_run):
+    resume(half_run, {"total_steps": 128, "ppo.lr": 1e-3, "eval.final_episodes": 2}, progress=False)
+    cfg = json.loads((half_run / CONFIG).read_text())
+    assert cfg["total_steps"] == 128 and cfg["ppo"]["lr"] == 1e-3 and cfg["eval"]["final_episodes"] == 2
+    (record,) = [json.loads(line) for line in (half_run / RESUMES).read_text().splitlines()]
+    assert record["update"] == 2 and record["changes"] == {
+        "total_steps": [64, 128], "ppo.lr": [0.0005, 0.001], "eval.final_episodes": [1, 2]}
+    state = load_checkpoint(half_run)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 1e-3
+    lrs = {row["global_step"]: row["charts/learning_rate"] for row in _rows(half_run) if "charts/learning_rate" in row}
+    assert lrs == {32: 5e-4, 64: 5e-4, 96: 1e-3, 128: 1e-3}
+    assert (half_run / "eval-64.json").exists()  # the first end's final evaluation is kept, by step
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--env.num_envs", "3"], "env.num_envs"), (["--seed", "2"], "seed"),
+    (["--algo", "ppo"], "algo"), (["--preset", "paper"], "preset"), (["--ppo.ent_coef", "0.02"], "ppo.ent_coef"),
+    (["--env.game", "coinrun"], "env.game"),
+])
+def test_resume_rejects_fields_that_define_the_run(capsys, half_run, flags, field):
+    before = (half_run / CONFIG).read_text()
+    err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128", *flags])
+    assert f"--{field} cannot change when resuming" in err
+    assert (half_run / CONFIG).read_text() == before and not (half_run / RESUMES).exists()
+
+
+def test_resuming_a_finished_run_says_so_and_does_nothing(capsys, half_run):
+    files = {name: (half_run / name).read_bytes() for name in (METRICS, "eval.json", CHECKPOINT)}
+    assert main(["train", "--resume", str(half_run), "--env.game", "coins"]) == 0  # unchanged value: fine
+    out = capsys.readouterr().out.strip()
+    assert len(out.splitlines()) == 1 and "is finished" in out and "--total_steps" in out
+    assert files == {name: (half_run / name).read_bytes() for name in files}
+
+
+# ---- 3: non-finite values -------------------------------------------------------------------------
+
+
+def test_a_non_finite_update_stops_before_its_checkpoint(capsys, half_run):
+    good = load_checkpoint(half_run)
+    err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128", "--ppo.lr", "1e6",
+                               "--quiet"])
+    assert "update 3: the" in err and "became non-finite" in err and "checkpoint of update 2 is kept" in err
+    kept = load_checkpoint(half_run)
+    assert kept["update"] == 2
+    for key, value in good["agents"].items():
+        assert torch.equal(kept["agents"][key], value)
+    assert max(row["global_step"] for row in _rows(half_run)) == 64  # nothing of update 3 logged
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--ppo.lr", "inf", "ppo.lr: inf is not a finite number"),
+    ("--cohort.alpha", "nan", "cohort.alpha: nan is not a finite number"),
+    ("--total_steps", "inf", "total_steps: 'inf' is not an integer"),
+    ("--ppo.adam_eps", "0", "ppo.adam_eps must be > 0"),
+    ("--ppo.max_grad_norm", "nan", "ppo.max_grad_norm: nan is not a finite number"),
+    ("--ppo.lr", "-1", "ppo.lr must be > 0"),
+    ("--ppo.gamma", "1.5", "ppo.gamma must be in [0, 1]"),
+    ("--cohort.temperature", "0", "cohort.temperature must be > 0"),
+    ("--eval.every", "-1", "eval.every must be >= 0"),
+])
+def test_non_finite_and_out_of_range_numbers_are_rejected(capsys, tmp_path, flag, value, message):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--out_dir", str(tmp_path), flag, value])
+    assert message in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_logger_keeps_non_finite_metrics_and_says_so(capsys, tmp_path):
+    logger = Logger(tmp_path)
+    logger.log(1, {"a": math.nan, "b": 2.0})
+    logger.log(2, {"a": math.inf, "b": 3.0})
+    logger.close()
+    assert _rows(tmp_path) == [{"global_step": 1, "a": None, "b": 2.0}, {"global_step": 2, "a": None, "b": 3.0}]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mdpo: warning: a is nan at step 1 (null in metrics.jsonl)"]
+
+
+# ---- 4: full disks --------------------------------------------------------------------------------
+
+
+def _full(path):
+    """Make writes to ``path`` fail as on a full disk (ENOSPC)."""
+    os.symlink("/dev/full", path)
+
+
+def test_a_failed_checkpoint_write_keeps_the_last_good_one(capsys, half_run):
+    good = (half_run / CHECKPOINT).read_bytes()
+    _full(half_run / (CHECKPOINT + ".tmp"))
+    with pytest.raises(MdpoError, match=r"could not write checkpoint.pt \(no space left in .*\)"):
+        save_checkpoint(half_run, load_checkpoint(half_run))
+    assert not (half_run / (CHECKPOINT + ".tmp")).is_symlink()  # the temporary file is gone
+    _full(half_run / (CHECKPOINT + ".tmp"))
+    err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128", "--quiet"])
+    assert "no space left" in err
+    assert (half_run / CHECKPOINT).read_bytes() == good and not (half_run / (CHECKPOINT + ".tmp")).is_symlink()
+
+
+def test_resume_on_a_full_disk_says_so(capsys, half_run):
+    _full(half_run / RESUMES)
+    assert "could not write resumes.jsonl (no space left" in _error_line(
+        capsys, ["train", "--resume", str(half_run), "--total_steps", "128"])
+
+
+# ---- 5: half-written metrics ----------------------------------------------------------------------
+
+
+def test_a_half_written_metrics_line_does_not_block_resume(half_run):
+    with open(half_run / METRICS, "a") as f:
+        f.write('{"global_step": 96, "charts/SPS"')  # killed during a write
+    resume(half_run, {"total_steps": 128}, progress=False)
+    steps = [row["global_step"] for row in _rows(half_run)]
+    assert steps == sorted(steps) and steps[-1] == 128
+    assert all(json.loads(line) for line in (half_run / METRICS).read_text().splitlines())
+
+
+# ---- 6: two processes on one run folder -----------------------------------------------------------
+
+
+def test_a_second_process_on_a_run_folder_is_refused(capsys, half_run):
+    before = (half_run / METRICS).read_text()
+    with run_lock(half_run):
+        err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128"])
+        assert f"run folder {half_run} is in use by another mdpo process (pid {os.getpid()})" in err
+        err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "coins", "--out_dir",
+                                   str(half_run.parent), "--run_name", half_run.name])
+        assert "in use by another mdpo process" in err
+    assert (half_run / METRICS).read_text() == before
+
+
+def test_a_killed_process_does_not_hold_the_lock(tmp_path):
+    code = f"from mdpo.runs import run_lock; from pathlib import Path; import time\n" \
+           f"with run_lock(Path({str(tmp_path)!r})):\n    print('locked', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    with pytest.raises(MdpoError, match="in use"), run_lock(tmp_path):
+        pass
+    proc.kill()
+    proc.wait()
+    with run_lock(tmp_path):
+        pass
+
+
+def test_a_start_that_died_before_its_first_checkpoint_leaves_nothing_behind(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / METRICS).write_text('{"global_step": 32, "stale": 1}\n{"global_step": 64, "stale": 1}\n')
+    (run_dir / "events.out.tfevents.1.stale").write_bytes(b"x")
+    train(tiny("ppo", run_name="run", **COINS), progress=False)
+    assert all("stale" not in row for row in _rows(run_dir))
+    assert not (run_dir / "events.out.tfevents.1.stale").exists()
+
+
+# ---- 7: unknown algorithms, bad config files, missing devices --------------------------------------
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "a config must be a mapping of fields, got list"),
+    ('{"ppo": {"lr": "fast"}}', "bad value for ppo.lr: 'fast' is not a number"),
+    ('{"env": {"num_envs": [4]}}', "bad value for env.num_envs: [4] is not an integer"),
+    ('{"ppo": 3}', "unknown config field 'ppo'"),
+    ('{"ppo": {"env": {"game": "x"}}}', "unknown config field 'ppo.env'"),
+    ("{not json", "is corrupt"),
+])
+def test_a_config_json_of_the_wrong_shape_is_a_one_line_error(capsys, half_run, content, message):
+    (half_run / CONFIG).write_text(content)
+    err = _error_line(capsys, ["eval", str(half_run)])
+    assert message in err and str(half_run / CONFIG) in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_fails_before_a_run_folder_exists(capsys, tmp_path):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--device", "cuda", "--out_dir", str(tmp_path)])
+    assert "CUDA is not available" in err
+    assert not any(tmp_path.iterdir())
+
+
+# ---- 8: safe loading ------------------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this writes a file: what a malicious checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoints_load_weights_only_and_unsafe_ones_are_refused(half_run, tmp_path):
+    state = torch.load(half_run / CHECKPOINT, weights_only=True)  # everything mdpo saves loads safely
+    assert {"agents", "optimizer", "monitors", "generator", "config"} <= state.keys()
+    marker = tmp_path / "pwned"
+    torch.save({**state, "extra": _Payload(str(marker))}, half_run / CHECKPOINT)
+    with pytest.raises(MdpoError, match="refusing to load it"):
+        load_checkpoint(half_run)
+    assert not marker.exists()
+
+
+# ---- 9: interrupts --------------------------------------------------------------------------------
+
+
+def test_a_second_ctrl_c_stops_at_once_with_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mdpo.cli", "train", "--preset", "smoke", "--game", "bigfish", "--quiet",
+           "--out_dir", str(tmp_path), "--run_name", "run", "--total_steps", "100000", "--checkpoint_every", "1",
+           "--env.num_envs", "2", "--ppo.num_steps", "64", "--torch_threads", "1", "--net.hidden", "32"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / CHECKPOINT).exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("mdpo: interrupted at update") and "is kept" in err
+    assert load_checkpoint(run_dir)["update"] >= 1
