@@ -8,7 +8,6 @@ from mdpo.stats import (
     bootstrap_mean,
     probability_of_improvement,
     stratified_bootstrap,
-    t_interval,
 )
 
 
@@ -83,10 +82,3 @@ def test_bootstrap_mean_carries_further_axes():
     mean, low, high = bootstrap_mean(curves)
     assert mean.tolist() == [1.0, 10.0] and low[1] == high[1] == 10.0
     assert (mean[0], low[0], high[0]) == bootstrap_mean(curves[:, 0])
-
-
-def test_t_interval_by_hand():
-    mean, low, high = t_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.3027
-    assert mean == 2.0
-    assert (low, high) == pytest.approx((2 - 4.3027 / 3**0.5, 2 + 4.3027 / 3**0.5), abs=1e-4)
-    assert np.isnan(t_interval([5.0])[1])

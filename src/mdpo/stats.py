@@ -66,13 +66,3 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, reps: int = 2000, seed:
     tail = 100 * (1 - confidence) / 2
     low, high = np.clip(np.percentile(means, [tail, 100 - tail], axis=0), x.min(0), x.max(0))  # round-off
     return mean, low, high
-
-
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of the mean; the interval is (nan, nan) for fewer than 2 values."""
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return mean, mean - half, mean + half
