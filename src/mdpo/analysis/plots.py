@@ -144,7 +144,8 @@ def bar_grid(panels: dict[str, list[Bar]], title: str, ylabel: str | dict[str, s
                 whisker = [[max(bar.mean - bar.low, 0)], [max(bar.high - bar.mean, 0)]]
                 ax.errorbar(x, bar.mean, yerr=whisker, color="black", capsize=4, linewidth=1.2, zorder=3)
             spread = np.linspace(-0.18, 0.18, len(bar.dots)) if len(bar.dots) > 1 else np.zeros(1)
-            ax.scatter(x + spread, bar.dots, s=14, color="black", edgecolor="white", linewidth=0.5, zorder=4)
+            ax.scatter(x + spread, bar.dots, s=14, color="black", edgecolor="white", linewidth=0.5, zorder=4,
+                       clip_on=False)  # a seed at an axis limit (a rate of 0 or 1) stays whole
         long = max(len(bar.name) for bar in bars) > 8
         ax.set_xticks(range(len(bars)), [bar.name for bar in bars], rotation=30 if long else 0,
                       ha="right" if long else "center", fontsize=8)
