@@ -73,6 +73,9 @@ def test_tsne_writes_figure_and_spread(runs, tmp_path, capsys):
     assert Image.open(out).size[0] > Image.open(out).size[1]  # two panels side by side
     result = json.loads((runs["mdpo"] / "tsne.json").read_text())
     assert len(result["spread_per_frame"]) == 2 and 0 < result["spread"] < 2
+    # the 2-D points, kept so that the report can draw the picture again
+    assert len(result["embedding"]["originals"]) == 2 and len(result["embedding"]["originals"][0]) == 2
+    assert [len(cloud) for cloud in result["embedding"]["perturbed"]] == [10, 10]
     assert "--agent 2 but" in _error(capsys, ["tsne", str(runs["mdpo"]), "--agent", "2", "--device", "cpu"])
 
 
@@ -113,7 +116,8 @@ def test_report_over_runs(runs, tmp_path, capsys):
     out = tmp_path / "report"
     md = write_report([runs["ppo"].parent, not_a_run], out)
     assert md == out / "report.md"
-    for name in ("report.md", "report.html", "report.json", "curves.png", "final_test.png", "aggregates.png"):
+    for name in ("report.md", "report.html", "report.json", "curve-eval-test_return.png", "curve-distill-kl.png",
+                 "agents-eval-test_return.png", "final_test.png", "aggregates.png", "robustness.png", "tsne.png"):
         assert (out / name).stat().st_size > 0, name
     text = md.read_text()
     for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
@@ -135,6 +139,7 @@ def test_report_over_runs(runs, tmp_path, capsys):
     assert {a["algorithm"] for a in data["aggregates"]} == {"ppo", "mdpo"}
     assert {(p["x"], p["y"]) for p in data["improvement"]} == {("ppo", "mdpo"), ("mdpo", "ppo")}
     assert "robustness.json" in by_name["bossfight-mdpo"] and "Robustness (Table 1)" in text
+    assert "t-SNE spread (Figure 4)" in text and "embedding" in by_name["bossfight-mdpo"]["tsne.json"]
     assert "| algorithm | tasks | runs | mean | median | IQM |" in text
 
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mdpo.cli import main
-from mdpo.demo import ALGOS, METRICS, SETTINGS, colour_reliance, format_table, summarize
+from mdpo.demo import ALGOS, METRICS, SETTINGS, colour_reliance, format_table, outcomes, plot, summarize
 from mdpo.envs.coins import AGENT_RGB, COIN_RGB, HEIGHT
 
 CPU = torch.device("cpu")
@@ -42,32 +42,56 @@ def test_colour_reliance_tells_colour_from_coin():
 
 
 def _results():
+    """Three seeds: PPO's A follows the colour in all; MDPO's A follows the coin in seeds 1 and 2,
+    and B caught A's shortcut in seed 3 only."""
     rows = []
-    for seed, (anti, reliance) in enumerate([(0.0, 1.0), (0.2, 0.8), (0.1, 0.9)], start=1):
+    for seed, (anti, reliance, b) in enumerate([(0.0, 1.0, 0.1), (0.2, 0.8, 0.3), (0.1, 0.9, 0.5)], start=1):
         rows.append({"algo": "ppo", "seed": seed, "anti_return": anti, "correlated_return": 1.0,
                      "colour_reliance": reliance})
         rows.append({"algo": "mdpo", "seed": seed, "anti_return": 1 - anti, "correlated_return": 1.0,
-                     "colour_reliance": 1 - reliance})
+                     "colour_reliance": 1 - reliance if seed < 3 else 0.6, "b_colour_reliance": b})
     return rows
 
 
-def test_summary_is_mean_and_t_interval_over_seeds():
+def test_summary_is_the_mean_and_a_bootstrap_interval_inside_the_seeds_range():
     summary = summarize(_results())
     cell = summary["ppo"]["anti_return"]
     assert cell["seeds"] == 3 and cell["mean"] == pytest.approx(0.1)
-    half = 4.302653 * 0.1 / 3 ** 0.5  # t(0.975, 2) * sd / sqrt(n)
-    assert (cell["low"], cell["high"]) == pytest.approx((0.1 - half, 0.1 + half), abs=1e-5)
-    assert summary["mdpo"]["colour_reliance"]["mean"] == pytest.approx(0.1)
+    # three seeds: each extreme is drawn three times with probability 1/27 > 2.5%
+    assert (cell["low"], cell["high"]) == pytest.approx((0.0, 0.2))
+    assert summary["mdpo"]["colour_reliance"]["mean"] == pytest.approx((0.0 + 0.2 + 0.6) / 3)
+    assert summary["mdpo"]["b_colour_reliance"]["mean"] == pytest.approx(0.3)
+    assert "b_colour_reliance" not in summary["ppo"]
+    for algo in ALGOS:
+        for key in METRICS:
+            values = [r[key] for r in _results() if r["algo"] == algo]
+            c = summary[algo][key]
+            assert 0 <= min(values) <= c["low"] <= c["mean"] <= c["high"] <= max(values) <= 1
 
 
-def test_table_has_a_row_per_algorithm_and_a_column_per_metric():
-    table = format_table(summarize(_results()), 3, 40_000, 1.0, 0.5)
+def test_outcomes_count_seeds_by_colour_reliance():
+    assert outcomes(_results()) == {"ppo": {"seeds": 3, "a_follows_coin": 0, "b_caught_shortcut": None},
+                                    "mdpo": {"seeds": 3, "a_follows_coin": 2, "b_caught_shortcut": 1}}
+
+
+def test_table_has_a_row_per_algorithm_and_counts_outcomes():
+    results = _results()
+    table = format_table(summarize(results), outcomes(results), 3, 40_000, 1.0, 0.5)
     lines = table.splitlines()
-    assert len(lines) == 2 + len(ALGOS)
-    assert "correlated levels, B on mixed; 3 seeds" in lines[0] and "95% t-interval" in lines[0]
-    assert all(title in lines[1] for title in METRICS.values())
-    assert lines[2].startswith("PPO") and "0.10 [" in lines[2]
-    assert lines[3].startswith("MDPO") and "0.90 [" in lines[3]
+    assert len(lines) == 3 + len(ALGOS)
+    assert "correlated levels, B on mixed; 3 seeds" in lines[0] and "95% bootstrap interval" in lines[0]
+    assert "colour reliance < 0.5" in lines[1] and "colour reliance >= 0.5" in lines[1]
+    assert all(title in lines[2] for title in [*METRICS.values(), "A follows coin", "B caught shortcut"])
+    assert lines[3].startswith("PPO") and "0.10 [0.00, 0.20]" in lines[3] and lines[3].split()[-2:] == ["0/3", "-"]
+    assert lines[4].startswith("MDPO") and "0.90 [0.80, 1.00]" in lines[4] and lines[4].split()[-2:] == ["2/3", "1/3"]
+
+
+def test_one_seed_has_no_interval(tmp_path):
+    results = [r for r in _results() if r["seed"] == 1]
+    summary = summarize(results)
+    assert "0.00 " in format_table(summary, outcomes(results), 1, 400, 1.0, 0.5).splitlines()[3]
+    path = plot(summary, results, "one seed", tmp_path / "demo.png")
+    assert path.stat().st_size > 0
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -94,14 +118,15 @@ def test_quick_demo_writes_its_numbers_and_plot(capsys, tmp_path):
     data = json.loads((out / "demo.json").read_text())
     seeds = SETTINGS["quick"]["seeds"]
     assert (out / "demo.png").stat().st_size > 0
-    assert data["table"] in printed and len(data["table"].splitlines()) == 2 + len(ALGOS)
+    assert data["table"] in printed and len(data["table"].splitlines()) == 3 + len(ALGOS)
     assert len(data["runs"]) == seeds * len(ALGOS)
     for algo in ALGOS:
         assert {run["seed"] for run in data["runs"] if run["algo"] == algo} == set(range(1, seeds + 1))
         for key in METRICS:
             cell = data["summary"][algo][key]
-            assert cell["seeds"] == seeds and cell["low"] <= cell["mean"] <= cell["high"]
+            assert cell["seeds"] == seeds and 0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1
         # both learn their training levels; the toy's premise: A alone takes the colour shortcut
         assert data["summary"][algo]["correlated_return"]["mean"] > 0.9
     assert data["summary"]["ppo"]["colour_reliance"]["mean"] > 0.9
+    assert data["outcomes"] == outcomes(data["runs"])
     assert all((out / f"{algo}-s{seed}" / "eval.json").exists() for algo in ALGOS for seed in range(1, seeds + 1))

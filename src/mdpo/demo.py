@@ -11,14 +11,18 @@ where the colour means nothing (MDPO: each regularised by KL towards the other).
                      each summed over the levels (1 = the colour decides, 0 = the coin decides)
 
 For MDPO, B's colour reliance is recorded too: it tells whether B learned the coin or caught A's
-shortcut. The table gives the mean over seeds and a 95% Student-t interval. DEMO_DIR holds
-demo.json (every number), demo.png and one run folder per training (``ppo-sN``, ``mdpo-sN``).
+shortcut. Every number lies in [0, 1]. The table gives the mean over seeds with a 95% percentile
+bootstrap interval (seeds resampled; it stays inside the seeds' range), and counts seeds by outcome:
+A follows the coin when its colour reliance is below 0.5, B caught A's shortcut when B's is 0.5 or
+more. DEMO_DIR holds demo.json (every number), demo.png and one run folder per training
+(``ppo-sN``, ``mdpo-sN``).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import math
 import multiprocessing
 import os
 import time
@@ -32,7 +36,7 @@ from mdpo.errors import MdpoError
 from mdpo.evaluate import run_episodes
 from mdpo.runs import load_agents, write_json
 from mdpo.runtime import derive_seed
-from mdpo.stats import t_interval
+from mdpo.stats import bootstrap_mean
 from mdpo.train import train
 
 # Everything the demo changes from the paper's defaults, in one place. A small network and short
@@ -49,6 +53,7 @@ EVAL_LEVELS = 500
 ALGOS = {"ppo": "PPO  (A alone)", "mdpo": "MDPO (A with B)"}
 METRICS = {"anti_return": "anti return", "correlated_return": "correlated return",
            "colour_reliance": "colour reliance"}
+FOLLOWS_COLOUR = 0.5  # colour reliance from which an agent counts as following the colour
 
 
 def demo_config(algo: str, seed: int, steps: int, a_levels: float, b_levels: float, out: Path) -> Config:
@@ -98,15 +103,33 @@ def train_and_measure(algo: str, seed: int, steps: int, a_levels: float, b_level
 
 
 def summarize(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per algorithm and metric: mean and 95% t-interval over seeds."""
+    """Per algorithm and metric (A's, and B's colour reliance where there is a B): mean over seeds
+    and its 95% percentile-bootstrap interval."""
     summary = {}
     for algo in ALGOS:
         runs = [r for r in results if r["algo"] == algo]
         summary[algo] = {}
-        for key in METRICS:
-            mean, low, high = t_interval([r[key] for r in runs])
-            summary[algo][key] = {"mean": mean, "low": low, "high": high, "seeds": len(runs)}
+        for key in [*METRICS, "b_colour_reliance"]:
+            values = [r[key] for r in runs if key in r]
+            if values:
+                mean, low, high = (float(x) for x in bootstrap_mean(values))
+                summary[algo][key] = {"mean": mean, "low": low, "high": high, "seeds": len(values)}
     return summary
+
+
+def outcomes(results: list[dict]) -> dict[str, dict[str, int | None]]:
+    """Per algorithm, seeds counted by outcome: A follows the coin (colour reliance below
+    FOLLOWS_COLOUR); B caught A's shortcut (B's colour reliance at least FOLLOWS_COLOUR), None
+    without a B."""
+    out = {}
+    for algo in ALGOS:
+        runs = [r for r in results if r["algo"] == algo]
+        with_b = [r for r in runs if "b_colour_reliance" in r]
+        out[algo] = {"seeds": len(runs),
+                     "a_follows_coin": sum(r["colour_reliance"] < FOLLOWS_COLOUR for r in runs),
+                     "b_caught_shortcut": sum(r["b_colour_reliance"] >= FOLLOWS_COLOUR for r in with_b)
+                     if with_b else None}
+    return out
 
 
 def _levels(agreement: float) -> str:
@@ -114,40 +137,46 @@ def _levels(agreement: float) -> str:
     return names[0] if names else f"agreement-{agreement:g}"
 
 
-def format_table(summary: dict, seeds: int, steps: int, a_levels: float, b_levels: float) -> str:
+def _cell(cell: dict) -> str:
+    if math.isnan(cell["low"]):
+        return f"{cell['mean']:.2f}"
+    return f"{cell['mean']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+
+
+def format_table(summary: dict, counts: dict, seeds: int, steps: int, a_levels: float, b_levels: float) -> str:
+    columns = [*METRICS.values(), "A follows coin", "B caught shortcut"]
     lines = [f"A trains on {_levels(a_levels)} levels, B on {_levels(b_levels)}; {seeds} seeds, {steps:,} env "
-             f"steps per agent; mean [95% t-interval over seeds]",
-             f"{'':<17}" + "".join(f"{title:>24}" for title in METRICS.values())]
+             "steps per agent; mean over seeds [95% bootstrap interval]",
+             f"seeds counted: A follows the coin = A's colour reliance < {FOLLOWS_COLOUR}; "
+             f"B caught A's shortcut = B's colour reliance >= {FOLLOWS_COLOUR}",
+             f"{'':<17}" + "".join(f"{title:>20}" for title in columns)]
     for algo, label in ALGOS.items():
-        cells = [summary[algo][key] for key in METRICS]
-        lines.append(f"{label:<17}" + "".join(
-            f"{c['mean']:>8.2f} [{c['low']:5.2f}, {c['high']:5.2f}]".rjust(24) for c in cells))
+        c = counts[algo]
+        caught = "-" if c["b_caught_shortcut"] is None else f"{c['b_caught_shortcut']}/{c['seeds']}"
+        cells = [_cell(summary[algo][key]) for key in METRICS] + [f"{c['a_follows_coin']}/{c['seeds']}", caught]
+        lines.append(f"{label:<17}" + "".join(f"{cell:>20}" for cell in cells))
     return "\n".join(lines)
 
 
+PANELS = {  # metric: demo.png's panel title and y label
+    "anti_return": ("A: return on anti levels", "coins reached (fraction of levels)"),
+    "correlated_return": ("A: return on correlated levels", "coins reached (fraction of levels)"),
+    "colour_reliance": ("A: colour reliance on anti levels", "P(colour's way) / P(left or right)"),
+    "b_colour_reliance": ("B: colour reliance on anti levels", "P(colour's way) / P(left or right)"),
+}
+
+
 def plot(summary: dict, results: list[dict], heading: str, path: Path) -> Path:
-    """One panel per metric: a bar per algorithm with its interval, each seed a dot."""
-    import matplotlib
+    """A panel per metric of A (and one for B's colour reliance): a bar per algorithm with its
+    interval, each seed a dot."""
+    from mdpo.analysis.plots import Bar, bar_grid, styles
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.4))
-    for ax, (key, title) in zip(axes, METRICS.items()):
-        for x, algo in enumerate(ALGOS):
-            cell = summary[algo][key]
-            error = [[cell["mean"] - cell["low"]], [cell["high"] - cell["mean"]]] if cell["seeds"] > 1 else None
-            ax.bar(x, cell["mean"], 0.6, yerr=error, capsize=4, color=f"C{x}", alpha=0.7)
-            values = [r[key] for r in results if r["algo"] == algo]
-            ax.scatter([x] * len(values), values, color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(ALGOS)), [label.split()[0] for label in ALGOS.values()])
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_title(f"A: {title}")
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    looks = styles(list(ALGOS))
+    panels = {title: [Bar(ALGOS[algo].split()[0], looks[algo], *(cell[k] for k in ("mean", "low", "high")),
+                          [r[key] for r in results if r["algo"] == algo])
+                      for algo in ALGOS if (cell := summary[algo].get(key))]
+              for key, (title, _) in PANELS.items()}
+    return bar_grid(panels, heading, dict(PANELS.values()), path, ylim=(0, 1.05))
 
 
 def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels: float = 0.5,
@@ -171,16 +200,17 @@ def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels:
             print(f"{r['algo']:>4} seed {r['seed']}: A anti {r['anti_return']:.2f}  correlated "
                 f"{r['correlated_return']:.2f}  colour reliance {r['colour_reliance']:.2f}{b}  ({r['seconds']:.0f} s)")
     results = sorted((f.result() for f in futures), key=lambda r: (r["algo"], r["seed"]))
-    summary = summarize(results)
+    summary, counts = summarize(results), outcomes(results)
     data = {
         "a_levels": a_levels, "b_levels": b_levels, "seeds": seeds, "steps_per_agent": steps,
-        "eval_levels": EVAL_LEVELS, "interval": "95% Student-t over seeds", "config": DEMO_CONFIG,
-        "seconds": time.perf_counter() - start, "summary": summary, "runs": results,
-        "table": format_table(summary, seeds, steps, a_levels, b_levels),
+        "eval_levels": EVAL_LEVELS, "interval": "95% percentile bootstrap over seeds", "config": DEMO_CONFIG,
+        "seconds": time.perf_counter() - start, "summary": summary, "outcomes": counts, "runs": results,
+        "table": format_table(summary, counts, seeds, steps, a_levels, b_levels),
     }
     write_json(out / "demo.json", data)
     plot(summary, results, f"Agent A trained on {_levels(a_levels)} levels: alone (PPO) or distilled with "
-         f"B on {_levels(b_levels)} levels (MDPO)", out / "demo.png")
+         f"B on {_levels(b_levels)} levels (MDPO)\n{seeds} seeds, {steps:,} env steps per agent; bar = mean, "
+         "whisker = 95% bootstrap interval, dot = seed", out / "demo.png")
     return data
 
 

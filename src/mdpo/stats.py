@@ -51,11 +51,18 @@ def stratified_bootstrap(statistic: Callable[..., np.ndarray], *samples: Tasks, 
     return float(low), float(high)
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of the mean; the interval is (nan, nan) for fewer than 2 values."""
+def bootstrap_mean(values: Sequence[float] | np.ndarray, reps: int = 2000, seed: int = 0,
+                   confidence: float = 0.95) -> tuple:
+    """Mean over the first axis (the seeds) and a percentile-bootstrap interval of that mean, seeds
+    resampled with replacement; further axes (e.g. steps of a curve) are carried along. Being made
+    of means of observed values, the interval never leaves the observed range. With fewer than 2
+    seeds the interval is (nan, nan)."""
     x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
+    mean = x.mean(0) if len(x) else np.float64("nan")
     if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return mean, mean - half, mean + half
+        return mean, mean * np.nan, mean * np.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(reps, len(x)))].mean(1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.clip(np.percentile(means, [tail, 100 - tail], axis=0), x.min(0), x.max(0))  # round-off
+    return mean, low, high

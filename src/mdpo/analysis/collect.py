@@ -1,35 +1,36 @@
-"""The runs a report covers: found under the given paths, loaded, and labelled by algorithm."""
+"""The runs a report covers: found under the given paths and loaded with every logged metric."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from mdpo.analysis.robustness import ROBUSTNESS
 from mdpo.analysis.tsne import TSNE
-from mdpo.config import Config, field_docs
+from mdpo.config import Config
 from mdpo.envs import score_range
 from mdpo.errors import MdpoError
 from mdpo.logger import read_metrics
 from mdpo.runs import CONFIG, EVAL, load_config
 
-# Fields that do not define the experiment, so runs differing only in them share a group.
-NOT_EXPERIMENT = {"seed", "run_name", "out_dir", "device", "torch_threads", "env.num_threads", "checkpoint_every",
-                  "net.encoder_from", "env.game", "env.mode", "algo", "preset"}
+TEST_RETURN, TRAIN_RETURN = "eval/test_return", "eval/train_return"
+
+
+class Series(NamedTuple):
+    steps: np.ndarray  # env steps per agent
+    values: np.ndarray
 
 
 @dataclass
 class Run:
     path: Path
     cfg: Config
-    steps: np.ndarray  # env steps per agent of each evaluation
-    test: np.ndarray  # mean test return (over agents) at those steps
-    train: np.ndarray
+    series: dict[str, Series]  # every metric of metrics.jsonl, by name
     done: bool  # the final evaluation (eval.json) exists
     final_test: float
     final_train: float
@@ -42,7 +43,7 @@ class Run:
 
     @property
     def final_step(self) -> int:
-        return int(self.steps[-1])
+        return int(self.series[TEST_RETURN].steps[-1])
 
     @property
     def score(self) -> float | None:
@@ -51,12 +52,22 @@ class Run:
         return None if bounds is None else (self.final_test - bounds[0]) / (bounds[1] - bounds[0])
 
 
+def metric_series(rows: list[dict]) -> dict[str, Series]:
+    """Each metric's values by step; should a step repeat, its last record wins."""
+    by_name: dict[str, dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        for name, value in row.items():
+            by_name[name][row["global_step"]] = value
+    by_name.pop("global_step", None)
+    return {name: Series(np.array(sorted(values), dtype=float), np.array([values[s] for s in sorted(values)]))
+            for name, values in by_name.items()}
+
+
 def load_run(path: Path) -> Run | str:
     """The run in ``path``, or the reason it cannot be reported."""
     try:
         cfg = load_config(path)
-        # one evaluation per step; should a step repeat, its last record wins
-        by_step = {m["global_step"]: m for m in read_metrics(path) if "eval/test_return" in m}
+        series = metric_series(read_metrics(path))
         done = (path / EVAL).exists()
         summary = json.loads((path / EVAL).read_text())["summary"] if done else None
         extras = {name: json.loads((path / name).read_text()) for name in (ROBUSTNESS, TSNE) if (path / name).exists()}
@@ -64,13 +75,10 @@ def load_run(path: Path) -> Run | str:
         return str(exc)
     except (json.JSONDecodeError, KeyError) as exc:
         return f"{path}: unreadable metrics.jsonl, eval.json, {ROBUSTNESS} or {TSNE} ({type(exc).__name__})"
-    steps = sorted(by_step)
-    if not steps:
+    if TEST_RETURN not in series:
         return f"{path}: no evaluation yet"
-    final = summary or by_step[steps[-1]]
-    return Run(path, cfg, np.array(steps, dtype=float), np.array([by_step[s]["eval/test_return"] for s in steps]),
-               np.array([by_step[s]["eval/train_return"] for s in steps]), done,
-               final["eval/test_return"], final["eval/train_return"], extras)
+    final = summary or {name: series[name].values[-1] for name in (TEST_RETURN, TRAIN_RETURN)}
+    return Run(path, cfg, series, done, final[TEST_RETURN], final[TRAIN_RETURN], extras)
 
 
 def find_runs(paths: list[Path], exclude: Path) -> tuple[list[Run], list[str]]:
@@ -98,26 +106,7 @@ def find_runs(paths: list[Path], exclude: Path) -> tuple[list[Run], list[str]]:
             skipped.append(run)
         else:
             runs.append(run)
-    _label(runs)
     return runs, skipped
-
-
-def _value(cfg: Config, key: str) -> str:
-    return repr(functools.reduce(getattr, key.split("."), cfg))
-
-
-def _label(runs: list[Run]) -> None:
-    """Algorithm label: ``cfg.algo``, the preset when presets differ, and every config field that
-    differs within one algorithm's runs (e.g. a swept ``cohort.alpha``)."""
-    by_algo = defaultdict(list)
-    for run in runs:
-        by_algo[run.cfg.algo].append(run.cfg)
-    keys = [k for k in field_docs() if k not in NOT_EXPERIMENT and not k.startswith(("perf.", "eval."))]
-    varying = [k for k in keys if any(len({_value(c, k) for c in cfgs}) > 1 for cfgs in by_algo.values())]
-    show_preset = len({run.cfg.preset for run in runs}) > 1
-    for run in runs:
-        run.label = (run.cfg.algo + (f" [{run.cfg.preset}]" if show_preset else "")
-                     + "".join(f" {k}={_value(run.cfg, k)}" for k in varying))
 
 
 def duplicates(runs: list[Run]) -> list[str]:

@@ -7,9 +7,13 @@ import base64
 import html
 from pathlib import Path
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+# Figures flow side by side while they fit; a caption never widens its figure beyond the image.
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:14px}code{background:#f3f3f3}"""
+th{background:#f3f3f3}code{background:#f3f3f3}
+figure{display:inline-block;vertical-align:top;margin:.5em 1.5em 1em 0;max-width:100%}
+figure img{display:block;max-width:100%;height:auto}
+figcaption{width:0;min-width:100%;color:#555;font-size:13px;margin-top:.3em}"""
 
 
 def _md_cell(value: object) -> str:
@@ -34,10 +38,12 @@ class Document:
         self.blocks.append(("table", header, rows))
 
     def image(self, path: Path, caption: str) -> None:
-        """An image file that lies beside the Markdown file."""
-        self.blocks.append(("image", Path(path), caption))
+        """An image file that lies beside the Markdown file; figures are numbered in order."""
+        number = sum(kind == "image" for kind, *_ in self.blocks) + 1
+        self.blocks.append(("image", Path(path), f"Figure {number}. {caption}"))
 
-    def markdown(self) -> str:
+    def markdown(self, images: bool = True) -> str:
+        """The document as Markdown; without images (and their captions) for a terminal."""
         out = [f"# {self.title}"]
         for kind, *rest in self.blocks:
             if kind == "heading":
@@ -50,8 +56,8 @@ class Document:
                 header, rows = rest
                 lines = [header, ["---"] * len(header), *rows]
                 out.append("\n".join("| " + " | ".join(_md_cell(c) for c in line) + " |" for line in lines))
-            elif kind == "image":
-                out.append(f"![{rest[1]}]({rest[0].name})\n\n*{rest[1]}*")
+            elif kind == "image" and images:
+                out.append(f"![{rest[1].split('.')[0]}]({rest[0].name})\n\n*{rest[1]}*")
         return "\n\n".join(out) + "\n"
 
     def html(self) -> str:

@@ -3,7 +3,8 @@ t-SNE plane (paper Figure 4). A tighter cloud per frame means a more invariant r
 
 The figure is backed by a number computed in feature space, not in the t-SNE plane (whose
 distances mean little): the spread of a frame's cloud, mean ||phi(x_k) - centroid|| over
-mean ||phi(x_k)||, averaged over frames. Each run gets RUN_DIR/tsne.json; the figure goes to --out.
+mean ||phi(x_k)||, averaged over frames. Each run gets RUN_DIR/tsne.json, which also holds the 2-D
+points (so ``mdpo report`` can draw the picture again); the figure goes to --out.
 """
 
 from __future__ import annotations
@@ -37,30 +38,17 @@ def embed(features: np.ndarray, seed: int) -> np.ndarray:
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
 
 
-def plot(panels: list[dict], frames: int, out: Path) -> None:
-    import matplotlib
+def embedding(result: dict, title: str):
+    """The picture's panel (a ``plots.Embedding``) from what a tsne.json holds."""
+    from mdpo.analysis.plots import Embedding
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
-    colors = plt.get_cmap("tab10")
-    for ax, panel in zip(axes[0], panels):
-        originals, clouds = panel["points"][:frames], panel["points"][frames:].reshape(frames, -1, 2)
-        for j in range(frames):
-            ax.scatter(*clouds[j].T, s=10, alpha=0.6, color=colors(j % 10), label=f"frame {j}")
-            ax.scatter(*originals[j], s=160, marker="*", color=colors(j % 10), edgecolor="black")
-        ax.set_title(f"{panel['name']}\n{panel['algo']}, agent {panel['agent']}: spread {panel['spread']:.3f}",
-                     fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("t-SNE of encoder features of perturbed held-out frames (star: unperturbed)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    points = result["embedding"]
+    return Embedding(title, np.array(points["originals"]), np.array(points["perturbed"]))
 
 
 def cmd_tsne(args: argparse.Namespace) -> None:
+    from mdpo.analysis.plots import tsne_grid
+
     if args.family not in FAMILIES:
         raise MdpoError(f"unknown perturbation family {args.family!r}; choose from {', '.join(FAMILIES)}")
     probe = Probe([args.family], spec_from_args(args), args.frames, args.perturbations, args.seed)
@@ -79,14 +67,16 @@ def cmd_tsne(args: argparse.Namespace) -> None:
         points = embed(torch.cat([originals, features]).cpu().numpy(), args.seed)
         result = {"global_step": state["global_step"], "game": cfg.env.game, "mode": cfg.env.mode,
                   "agent": args.agent, "settings": probe.settings(), "spread": float(np.mean(per_frame)),
-                  "spread_per_frame": per_frame}
+                  "spread_per_frame": per_frame,
+                  "embedding": {"originals": points[:args.frames].tolist(),
+                                "perturbed": points[args.frames:].reshape(args.frames, -1, 2).tolist()}}
         write_json(run_dir / TSNE, result)
-        panels.append({"name": run_dir.name, "algo": cfg.algo, "agent": args.agent, "spread": result["spread"],
-                       "points": points})
+        title = f"{run_dir.name}\n{cfg.algo}, agent {args.agent}: spread {result['spread']:.3f}"
+        panels.append(embedding(result, title))
         print(f"{run_dir.name}: agent {args.agent} spread {result['spread']:.4f}  (written: {run_dir / TSNE})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot(panels, args.frames, out)
+    tsne_grid(panels, out)
     print(f"written: {out}")
 
 
