@@ -59,7 +59,8 @@ def metric_series(rows: list[dict]) -> dict[str, Series]:
         for name, value in row.items():
             by_name[name][row["global_step"]] = value
     by_name.pop("global_step", None)
-    return {name: Series(np.array(sorted(values), dtype=float), np.array([values[s] for s in sorted(values)]))
+    # a non-finite value is logged as null: nan here
+    return {name: Series(np.array(sorted(values), dtype=float), np.array([values[s] for s in sorted(values)], dtype=float))
             for name, values in by_name.items()}
 
 
