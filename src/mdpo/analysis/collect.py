@@ -59,9 +59,12 @@ def metric_series(rows: list[dict]) -> dict[str, Series]:
         for name, value in row.items():
             by_name[name][row["global_step"]] = value
     by_name.pop("global_step", None)
-    # a non-finite value is logged as null: nan here
-    return {name: Series(np.array(sorted(values), dtype=float), np.array([values[s] for s in sorted(values)], dtype=float))
-            for name, values in by_name.items()}
+    series = {}
+    for name, values in by_name.items():
+        steps = sorted(values)
+        # dtype float: a non-finite value, logged as null, reads as nan
+        series[name] = Series(np.array(steps, dtype=float), np.array([values[s] for s in steps], dtype=float))
+    return series
 
 
 def load_run(path: Path) -> Run | str:
