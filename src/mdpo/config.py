@@ -108,6 +108,12 @@ class PerfConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str = _f("mdpo", "Weights & Biases project (with --track)")
+    entity: str = _f("", "Weights & Biases team or user (default: your default entity)")
+
+
+@dataclass
 class Config:
     algo: str = _f("ppo", "algorithm: ppo, mdpo, spo, mdspo or drac (each sets num_agents, alpha, base_loss, drac)")
     preset: str = _f("paper", "the preset this config started from")
@@ -118,6 +124,7 @@ class Config:
     run_name: str = _f("", "run folder name (default: game-algo-seed-time)")
     checkpoint_every: int = _f(25, "checkpoint every this many updates (and at the end, and on SIGINT/SIGTERM)")
     torch_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+    track: bool = _f(False, "mirror metrics to Weights & Biases (pip install -e '.[wandb]'; offline without a login)")
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -125,6 +132,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     drac: DracConfig = field(default_factory=DracConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -328,7 +336,7 @@ def agent_env(cfg: Config, agent: int) -> EnvConfig:
 # where and how fast it computes, and the learning rate (the optimizer follows). Everything else
 # defines the experiment and is fixed by the run's first start.
 RESUMABLE = ("total_steps", "device", "checkpoint_every", "torch_threads", "env.num_threads", "ppo.lr",
-             "eval.*", "perf.*")
+             "eval.*", "perf.*", "track", "wandb.*")
 
 
 def resumable(key: str) -> bool:

@@ -15,7 +15,9 @@ from mdpo.runs import METRICS, append_json_line, atomic_write
 
 
 class Logger:
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    """Writes each logged row to metrics.jsonl, TensorBoard and, when given, a tracker (W&B)."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tracker=None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = Path(run_dir) / METRICS
@@ -25,6 +27,7 @@ class Logger:
             atomic_write(self.path, lambda f: f.write("".join(json.dumps(row) + "\n" for row in kept).encode()))
         self.tb = SummaryWriter(str(run_dir), purge_step=resume_step + 1 if resume_step is not None else None)
         self.warned: set[str] = set()
+        self.tracker = tracker
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         row: dict[str, float | None] = {"global_step": step}
@@ -36,9 +39,13 @@ class Logger:
                 self.warned.add(key)
                 print(f"mdpo: warning: {key} is {value} at step {step:,} (null in {METRICS})", file=sys.stderr)
         append_json_line(self.path, row)
+        if self.tracker:
+            self.tracker.log(step, metrics)
 
     def close(self) -> None:
         self.tb.close()
+        if self.tracker:
+            self.tracker.close()
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -48,6 +48,7 @@ from mdpo.runs import (
 )
 from mdpo.runtime import autocast, configure_backends, derive_seed, resolve_device, sample_actions
 from mdpo.timing import PhaseTimer
+from mdpo.tracking import WandbTracker
 from mdpo.update import STATS, distill_rewards, update
 
 
@@ -338,7 +339,10 @@ class Trainer:
         cfg = self.cfg
         for line in self.describe():
             self.say(line)
-        logger = Logger(self.run_dir, resume_step=self.global_step if self.update_idx else None)
+        tracker = WandbTracker(cfg, self.run_dir) if cfg.track else None
+        logger = Logger(self.run_dir, resume_step=self.global_step if self.update_idx else None, tracker=tracker)
+        if tracker and tracker.offline:
+            self.say(f"W&B: no login, recording offline in {self.run_dir / 'wandb'} (upload with `wandb sync`)")
         bar = tqdm(total=self.num_updates * self.batch_steps, initial=self.global_step, unit="step",
                    unit_scale=True, disable=not self.progress, dynamic_ncols=True)
         first = self.update_idx
