@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch import nn
+from tqdm import tqdm
 
 from mdpo.config import Config, EnvConfig
 from mdpo.envs import Monitor, make_env
@@ -25,9 +26,11 @@ FRAME_MS = round(1000 * STRIDE / 15)
 
 @torch.no_grad()
 def record_episodes(agent: nn.Module, env_cfg: EnvConfig, episodes: int, seed: int, device: torch.device,
-                    greedy: bool = False) -> tuple[list[list[np.ndarray]], list[list[float]]]:
+                    greedy: bool = False, progress: str | None = None
+                    ) -> tuple[list[list[np.ndarray]], list[list[float]]]:
     """Per test-level episode: its frames (H, W, C uint8, the first observation included) and the
-    raw return so far at each frame. Like ``evaluate.run_episodes``, each env's first episode only."""
+    raw return so far at each frame. Like ``evaluate.play``, each env's first episode only; with
+    ``progress`` (a label), a bar counts finished episodes."""
     env = make_env(env_cfg, episodes, seed, device, "test")
     monitor = Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device)
     obs = monitor.attach(env)
@@ -35,6 +38,7 @@ def record_episodes(agent: nn.Module, env_cfg: EnvConfig, episodes: int, seed: i
     frames = [[f] for f in obs.permute(0, 2, 3, 1).cpu().numpy()]
     returns = [[0.0] for _ in range(episodes)]
     finished = torch.zeros(episodes, dtype=torch.bool, device=device)
+    bar = tqdm(total=episodes, desc=progress, unit="episode", disable=progress is None, leave=False)
     while not bool(finished.all()):
         logits, _ = agent(obs)
         actions, _ = sample_actions(logits, generator, greedy)
@@ -47,6 +51,8 @@ def record_episodes(agent: nn.Module, env_cfg: EnvConfig, episodes: int, seed: i
             returns[i].append(returns[i][-1] + rewards[i])
         finished |= step.episode_end
         obs = step.obs
+        bar.update(int(finished.sum()) - bar.n)
+    bar.close()
     env.close()
     return frames, returns
 
@@ -87,6 +93,6 @@ def write_gifs(agents: nn.ModuleList, cfg: Config, episodes: int, run_dir: Path,
     paths = []
     for i, agent in enumerate(agents):
         path = Path(run_dir) / f"episodes-agent{i}.gif"
-        render_gif(*record_episodes(agent, cfg.env, episodes, seed, device, greedy), path)
+        render_gif(*record_episodes(agent, cfg.env, episodes, seed, device, greedy, f"recording agent {i}"), path)
         paths.append(path)
     return paths

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from mdpo.analysis.frames import held_out_frames
 from mdpo.analysis.perturb import FAMILIES, JITTER_KEYS, PerturbSpec, perturb
@@ -149,9 +150,9 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     probe = Probe(families, spec_from_args(args), args.frames, args.perturbations, args.seed)
     device = resolve_device(args.device)
     rows = []
-    for run_dir in check_runs(args.run_dirs):
+    for run_dir in tqdm(check_runs(args.run_dirs), desc="robustness", unit="run", leave=False):
         rows.append((run_dir.name, measure_run(run_dir, probe, device)))
-        print(f"written: {run_dir / ROBUSTNESS}")
+        tqdm.write(f"written: {run_dir / ROBUSTNESS}")
     print(f"{args.frames} held-out frames x {args.perturbations} perturbations each (seed {args.seed});"
           " lower is more robust")
     print(format_table(rows, families))

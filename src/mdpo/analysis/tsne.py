@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mdpo.analysis.perturb import FAMILIES
 from mdpo.analysis.robustness import Probe, add_perturb_arguments, check_runs, encode, spec_from_args
@@ -56,7 +57,7 @@ def cmd_tsne(args: argparse.Namespace) -> None:
         raise MdpoError("t-SNE needs at least 5 points: raise --frames or --perturbations")
     device = resolve_device(args.device)
     panels = []
-    for run_dir in check_runs(args.run_dirs):
+    for run_dir in tqdm(check_runs(args.run_dirs), desc="t-SNE", unit="run", leave=False):
         cfg, agents, state = load_agents(run_dir, device)
         if not 0 <= args.agent < len(agents):
             raise MdpoError(f"--agent {args.agent} but {run_dir} has {len(agents)} agent(s)")
@@ -73,7 +74,7 @@ def cmd_tsne(args: argparse.Namespace) -> None:
         write_json(run_dir / TSNE, result)
         title = f"{run_dir.name}\n{cfg.algo}, agent {args.agent}: spread {result['spread']:.3f}"
         panels.append(embedding(result, title))
-        print(f"{run_dir.name}: agent {args.agent} spread {result['spread']:.4f}  (written: {run_dir / TSNE})")
+        tqdm.write(f"{run_dir.name}: agent {args.agent} spread {result['spread']:.4f}  (written: {run_dir / TSNE})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tsne_grid(panels, out)
