@@ -46,9 +46,10 @@ def main() -> None:
     parser.add_argument("--checkpoint_every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # robust to other work on the machine; the counts do not depend on it
     cfg = resolve("paper", "ppo", {"env.game": args.game, "env.num_envs": args.num_envs, "seed": args.seed,
-                                   "checkpoint_every": args.checkpoint_every, "device": "cpu"})
+                                   "checkpoint_every": args.checkpoint_every, "device": "cpu",
+                                   "env.num_threads": 1})
     print(f"{args.game} {cfg.env.mode}, {cfg.env.num_levels} levels, {args.num_envs} envs x {cfg.ppo.num_steps} "
           f"steps, {args.updates} updates, checkpoint every {args.checkpoint_every}, seed {args.seed}")
     print(f"{'envs':<34}{'episodes ended':>15}{'cut short':>11}{'fraction cut':>14}{'mean length':>13}")
