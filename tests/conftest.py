@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -25,3 +28,24 @@ def tiny(tmp_path):
         return resolve("smoke", algo, base)
 
     return make
+
+
+@pytest.fixture
+def long_training(tmp_path):
+    """Start a long smoke training in a subprocess (for signals to stop); returns the process, its
+    run folder and a function that waits (up to 2 minutes) until a condition on that folder holds."""
+
+    def start(*flags):
+        cmd = [sys.executable, "-m", "mdpo.cli", "train", "--preset", "smoke", "--game", "bigfish", "--quiet",
+               "--out_dir", str(tmp_path), "--run_name", "run", "--total_steps", "100000", "--env.num_envs", "2",
+               "--torch_threads", "1", "--net.hidden", "32", *flags]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def wait_for(condition):
+            deadline = time.time() + 120
+            while not condition(tmp_path / "run") and time.time() < deadline:
+                time.sleep(0.1)
+
+        return proc, tmp_path / "run", wait_for
+
+    return start

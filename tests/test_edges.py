@@ -243,15 +243,9 @@ def test_checkpoints_load_weights_only_and_unsafe_ones_are_refused(half_run, tmp
 # ---- 9: interrupts --------------------------------------------------------------------------------
 
 
-def test_a_second_ctrl_c_stops_at_once_with_one_line(tmp_path):
-    run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mdpo.cli", "train", "--preset", "smoke", "--game", "bigfish", "--quiet",
-           "--out_dir", str(tmp_path), "--run_name", "run", "--total_steps", "100000", "--checkpoint_every", "1",
-           "--env.num_envs", "2", "--ppo.num_steps", "64", "--torch_threads", "1", "--net.hidden", "32"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / CHECKPOINT).exists() and time.time() < deadline:
-        time.sleep(0.1)
+def test_a_second_ctrl_c_stops_at_once_with_one_line(long_training):
+    proc, run_dir, wait_for = long_training("--checkpoint_every", "1", "--ppo.num_steps", "64")
+    wait_for(lambda run: (run / CHECKPOINT).exists())
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)

@@ -126,21 +126,11 @@ def test_eval_command_rereads_checkpoint(tiny, capsys):
     assert len(out["agents"]) == 2 and len(out["agents"][0]["test"]["returns"]) == 2
 
 
-def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes(long_training):
     import signal
-    import subprocess
-    import sys
-    import time
 
-    run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mdpo.cli", "train", "--preset", "smoke", "--game", "bigfish", "--quiet",
-           "--out_dir", str(tmp_path), "--run_name", "run", "--total_steps", "100000", "--checkpoint_every", "1000",
-           "--env.num_envs", "2", "--ppo.num_steps", "16", "--torch_threads", "1", "--net.hidden", "32"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
-        time.sleep(0.2)
+    proc, run_dir, wait_for = long_training("--checkpoint_every", "1000", "--ppo.num_steps", "16")
+    wait_for(lambda run: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
