@@ -104,6 +104,8 @@ class PerfConfig:
     amp: str = _f("none", "reduced-precision matmuls/convs: none or bf16 (losses and log-softmax stay float32)")
     tf32: bool = _f(False, "allow TF32 matmuls/convs on NVIDIA GPUs")
     compile: bool = _f(False, "torch.compile the networks")
+    micro_batch: int = _f(256, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
+                               "update's peak memory scales with it (0 = the whole minibatch at once)")
 
 
 @dataclass
@@ -290,6 +292,8 @@ def validate(cfg: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")
+    if cfg.perf.micro_batch < 0:
+        raise MdpoError(f"perf.micro_batch must be >= 0, got {cfg.perf.micro_batch}")
     if cfg.cohort.temperature <= 0 or cfg.cohort.teacher_every < 1 or cfg.cohort.alpha_warmup < 0:
         raise MdpoError("cohort.temperature must be > 0, cohort.teacher_every >= 1, cohort.alpha_warmup >= 0")
     if cfg.cohort.level_split == "disjoint" and cfg.env.num_levels < cfg.cohort.num_agents:
