@@ -106,6 +106,7 @@ class PerfConfig:
     compile: bool = _f(False, "torch.compile the networks")
     micro_batch: int = _f(256, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
                                "update's peak memory scales with it (0 = the whole minibatch at once)")
+    batched_inference: bool = _f(True, "collection and advantages run the K agents as one grouped forward pass")
 
 
 @dataclass
