@@ -106,6 +106,8 @@ class PerfConfig:
     compile: bool = _f(False, "torch.compile the networks")
     micro_batch: int = _f(256, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
                                "update's peak memory scales with it (0 = the whole minibatch at once)")
+    cpu_heap: bool = _f(True, "CPU: keep freed activations in malloc's heap instead of unmapping them (glibc), "
+                              "so each minibatch does not page-fault its memory in again")
     batched_inference: bool = _f(True, "collection and advantages run the K agents as one grouped forward pass")
 
 

@@ -44,6 +44,7 @@ from mdpo.runs import (
 from mdpo.runtime import (
     autocast,
     configure_backends,
+    configure_cpu_allocator,
     derive_seed,
     resolve_device,
     sample_actions,
@@ -59,6 +60,8 @@ class Trainer:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.device = resolve_device(cfg.device)
         configure_backends(cfg.perf.tf32)
+        if self.device.type == "cpu":
+            configure_cpu_allocator(cfg.perf.cpu_heap)
         self.timer = PhaseTimer(self.device)
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
