@@ -6,6 +6,12 @@ The cohort loss of the paper (Algorithm 1), for agents i = 1..K on one shared mi
 where s_i is agent i's own minibatch and D the distillation loss (KL(pi_j || pi_i) by default),
 with gradients reaching the peer j too unless ``detach_peer``. ``peer_target`` swaps the average over
 peers for the peers' average policy, or for a one-way teacher (the best recent agent).
+
+Micro-batching (``perf.micro_batch``): a minibatch's loss and gradients are computed in chunks of
+frames and the gradients accumulated, so peak memory scales with the chunk. It is the same update:
+what needs the whole minibatch (valid counts, advantage normalisation, DrAC's random augmentations)
+is computed before chunking, every masked mean divides by the whole minibatch's count, and the
+gradient clip and optimizer step happen once per minibatch.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ def forward_all(agents: nn.ModuleList, obs: torch.Tensor, cross: bool) -> tuple[
     return logits, values
 
 
+def masked_share(x: torch.Tensor, valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """This chunk's share of the masked mean of ``x`` over a whole minibatch that has ``count`` valid
+    entries: summed over the chunks of a minibatch, the shares give its ``masked_mean``."""
+    return (x * valid.to(x.dtype)).sum() / count
+
+
 def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, count: torch.Tensor, cfg: Config,
                  teacher: int | None) -> torch.Tensor:
     """Agent i's distillation loss on its own minibatch (its ``masked_share``), towards the peers
@@ -61,12 +73,6 @@ def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, count: torch
             peers = [mean_policy_logits(torch.stack(peers))]
     terms = [masked_share(with_temperature(loss, own, peer, c.temperature), valid, count) for peer in peers]
     return torch.stack(terms).mean()
-
-
-def masked_share(x: torch.Tensor, valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """This chunk's share of the masked mean of ``x`` over a whole minibatch that has ``count`` valid
-    entries: summed over the chunks of a minibatch, the shares give its ``masked_mean``."""
-    return (x * valid.to(x.dtype)).sum() / count
 
 
 def drac_term(agent: nn.Module, augmented: torch.Tensor, logits: torch.Tensor, values: torch.Tensor,
