@@ -37,6 +37,16 @@ def test_batched_matches_sequential(k, channels_last):
             assert (values[i] - own_values).abs().max() < TOLERANCE
 
 
+def test_compiled_agents_run_grouped_without_compiling():
+    agents = _agents(2, True)
+    obs = torch.randint(0, 256, (2, 4, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    expected = cohort_forward(agents, obs)
+    for agent in agents:
+        agent.compile()  # compiles lazily, on the first call of the agent itself
+    for got, want in zip(cohort_forward(agents, obs), expected):
+        assert torch.equal(got, want)
+
+
 def test_refresh_takes_new_weights():
     agents = _agents(2, True)
     policy = CohortPolicy(agents)
