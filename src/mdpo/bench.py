@@ -17,6 +17,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -134,7 +135,8 @@ def bench(cfg: Config, warmup: int = 1, updates: int = 2, reference: bool = True
     rows = measure(configs, warmup, updates)
     result = {"config": {"preset": cfg.preset, "algo": cfg.algo, "game": cfg.env.game, "device": cfg.device,
                          "num_envs": cfg.env.num_envs, "perf": dataclasses.asdict(cfg.perf), "updates": updates,
-                         "warmup": warmup, "compare": compare or []},
+                         "warmup": warmup, "compare": compare or [], "torch_threads": torch.get_num_threads(),
+                         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")},
               **rows}
     if len(rows) == 2:
         # the headline ratio: fast / simple (the speed-up), or compare / base
@@ -148,7 +150,8 @@ def format_table(result: dict) -> str:
     c = result["config"]
     rows = [name for name in ("fast", "simple", "base", "compare") if name in result]
     lines = [f"mdpo bench: {c['algo']} on {c['game']} ({c['preset']} preset, {c['num_envs']} envs, {c['device']}), "
-             f"{c['updates']} measured updates each after {c['warmup']} warm-up, interleaved",
+             f"{c['updates']} measured updates each after {c['warmup']} warm-up, interleaved; "
+             f"torch threads {c['torch_threads']} by default, OMP_WAIT_POLICY={c['omp_wait_policy'] or 'unset'}",
              f"{'config':<8}{'env steps/s':>13}{'env s':>9}{'infer s':>9}{'adv s':>8}{'update s':>10}"
              f"{'update peak MB':>16}{'RSS before MB':>15}"]
     for name in rows:
