@@ -49,3 +49,14 @@ def test_play_counts_each_envs_first_episode_for_every_job(monkeypatch):
     results = play(jobs, 3, CPU)
     for seed, result in enumerate(results):
         assert result == {"returns": [10.0 * seed, 10.0 * seed + 1, 10.0 * seed + 2], "lengths": [1.0, 5.0, 3.0]}
+
+
+def test_grouped_and_sequential_inference_play_the_same_episodes():
+    torch.manual_seed(0)
+    agents = [ActorCritic((3, 8, 16), 3, hidden=16) for _ in range(2)]
+    env_cfg = EnvConfig(game="coins", num_levels=5)
+    jobs = [Job(agent, env_cfg, split, 7 + i) for i, (agent, split) in
+            enumerate([(a, s) for a in agents for s in ("train", "test")])]
+    grouped, sequential = (play(jobs, 4, CPU, batched=batched) for batched in (True, False))
+    assert grouped == sequential
+    assert len({tuple(r["lengths"]) for r in grouped}) > 1  # the jobs really differ

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from mdpo.augment import AUGMENTATIONS
 from mdpo.config import resolve
 from mdpo.nets import ActorCritic
 from mdpo.update import STATS, cohort_loss, drac_term
@@ -93,11 +94,15 @@ def test_drac_regulariser_is_zero_for_identity_and_positive_for_augmentations():
     agent = _cohort(1)[0]
     mb = _minibatch(k=1, m=8)
     obs, valid = mb["obs"][0], mb["valids"][0]
+    count = valid.float().sum()
     logits, values = agent(obs)
     g = torch.Generator().manual_seed(0)
-    assert drac_term(agent, obs, logits, values, valid, "identity", g).item() == pytest.approx(0.0, abs=1e-7)
-    for augment in ("crop", "conv", "jitter"):
-        assert drac_term(agent, obs, logits, values, valid, augment, g).item() > 0, augment
+    for augment in ("identity", "crop", "conv", "jitter"):
+        term = drac_term(agent, AUGMENTATIONS[augment](obs, g), logits, values, valid, count).item()
+        if augment == "identity":
+            assert term == pytest.approx(0.0, abs=1e-7)
+        else:
+            assert term > 0, augment
 
 
 def test_drac_adds_its_weighted_term_to_the_loss():

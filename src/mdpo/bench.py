@@ -1,88 +1,173 @@
-"""``mdpo bench``: env steps/s of the real training loop, against the simplest correct configuration.
+"""``mdpo bench``: env steps/s of the real training loop, two configurations side by side.
 
-Both configurations run in the same process, one after the other, with the same warm-up and the
-same number of measured updates, so each report carries its own reference: the speed-up is the
-ratio of the two. The simple configuration is the same loop with every ``perf`` lever off
-(float32, NCHW, no compile, no TF32).
+Both configurations run in the same process, interleaved update by update (A, B, A, B, ...) after
+the same warm-up, so each report carries its own reference and machine noise hits both alike: the
+speed-up is the ratio of the two. By default the reference is the simple configuration: the same
+loop with every ``perf`` lever off (float32, NCHW, no compile, whole minibatches, sequential
+inference, glibc's default allocator). ``--compare KEY=VALUE ...`` compares against the given
+configuration with those fields changed instead.
+
+Memory is the peak of the update phase: on CUDA the allocator's peak, on CPU the process's peak
+resident set during the update (the resident set when it started is reported next to it).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
-import resource
+import os
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from mdpo.config import Config, PerfConfig
+from mdpo.config import Config, PerfConfig, set_field, validate
+from mdpo.errors import MdpoError
+from mdpo.runtime import configure_backends, configure_cpu_allocator, release_free_memory
 from mdpo.train import Trainer
 
+MB = 2**20
 
-def measure(cfg: Config, warmup: int, updates: int) -> dict[str, float]:
-    """Run ``warmup`` then ``updates`` updates of the real loop; env steps/s and a phase breakdown."""
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, run_dir, progress=False)
-        trainer.timer.sync = trainer.device.type == "cuda"
-        for _ in range(warmup):
-            trainer.iteration()
-        trainer.timer.reset()
-        if trainer.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
+
+class Contender:
+    """One configuration's trainer, stepped an update at a time, with its measurements."""
+
+    def __init__(self, label: str, cfg: Config, run_dir: Path, default_threads: int):
+        self.label, self.cfg = label, cfg
+        self.threads = cfg.torch_threads or default_threads
+        self.trainer = Trainer(cfg, run_dir, progress=False)
+        self.trainer.timer.sync = self.trainer.device.type == "cuda"
+        self.trainer.timer.memory_phases = {"update"}
+        self.seconds: list[float] = []
+
+    def enter(self) -> None:
+        """Process-wide settings are this configuration's while it runs."""
+        torch.set_num_threads(self.threads)
+        configure_backends(self.cfg.perf.tf32)
+        if self.trainer.device.type == "cpu":
+            release_free_memory()  # so the update's peak is its own, not what the other one left
+            configure_cpu_allocator(self.cfg.perf.cpu_heap)
+
+    def warm_up(self, updates: int) -> None:
+        self.enter()
         for _ in range(updates):
-            trainer.iteration()
-        seconds = time.perf_counter() - start
-        for env in trainer.envs:
+            self.trainer.iteration()
+        self.trainer.timer.reset()
+
+    def measure_update(self) -> None:
+        self.enter()
+        start = time.perf_counter()
+        self.trainer.iteration()
+        self.seconds.append(time.perf_counter() - start)
+
+    def close(self) -> None:
+        for env in self.trainer.envs:
             env.close()
-    phase = trainer.timer.seconds
-    steps = updates * trainer.batch_steps * cfg.cohort.num_agents
-    if trainer.device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
-    return {
-        "env_steps_per_s": steps / seconds,
-        "seconds": seconds,
-        "env_s": phase["env"],
-        "inference_s": phase["collect"] - phase["env"],
-        "advantages_s": phase["advantages"],
-        "update_s": phase["update"],
-        "peak_mem_mb": peak_mb,
-    }
+
+    def result(self) -> dict:
+        t = self.trainer
+        phase = t.timer.seconds
+        steps = len(self.seconds) * t.batch_steps * self.cfg.cohort.num_agents
+        return {
+            "env_steps_per_s": steps / sum(self.seconds),
+            "update_seconds": self.seconds,
+            "env_s": phase["env"],
+            "inference_s": phase["collect"] - phase["env"],
+            "advantages_s": phase["advantages"],
+            "update_s": phase["update"],
+            "update_peak_mb": t.timer.peak_bytes["update"] / MB,
+            "update_start_mb": t.timer.start_bytes["update"] / MB,
+            "peak_scope": "update phase" if t.timer.memory.scoped else "process lifetime",
+        }
+
+
+def measure(configs: dict[str, Config], warmup: int, updates: int) -> dict[str, dict]:
+    """Warm every configuration up, then measure them interleaved, one update each in turn."""
+    default_threads = torch.get_num_threads()
+    contenders = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for label, cfg in configs.items():
+                contenders.append(Contender(label, cfg, Path(tmp) / label, default_threads))
+            for c in contenders:
+                c.warm_up(warmup)
+            for _ in range(updates):
+                for c in contenders:
+                    c.measure_update()
+        finally:
+            for c in contenders:
+                c.close()
+            torch.set_num_threads(default_threads)
+    return {c.label: c.result() for c in contenders}
 
 
 def simple(cfg: Config) -> Config:
     """The same config with every speed lever off."""
-    off = PerfConfig(channels_last=False, amp="none", tf32=False, compile=False)
+    off = PerfConfig(channels_last=False, amp="none", tf32=False, compile=False, micro_batch=0, cpu_heap=False,
+                     batched_inference=False)
     return dataclasses.replace(cfg, perf=off)
 
 
-def bench(cfg: Config, warmup: int = 1, updates: int = 2, reference: bool = True) -> dict:
-    fast = measure(cfg, warmup, updates)
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """``cfg`` with ``KEY=VALUE`` overrides applied (and validated)."""
+    changed = copy.deepcopy(cfg)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise MdpoError(f"--compare takes KEY=VALUE items, got {item!r}")
+        set_field(changed, key, value)
+    validate(changed)
+    return changed
+
+
+def bench(cfg: Config, warmup: int = 1, updates: int = 2, reference: bool = True,
+          compare: list[str] | None = None) -> dict:
+    """Measure ``cfg`` ("fast"), and beside it the simple configuration or, with ``compare``,
+    ``cfg`` with those overrides."""
+    configs = {"fast": cfg}
+    if compare:
+        configs = {"base": cfg, "compare": with_overrides(cfg, compare)}
+    elif reference:
+        configs["simple"] = simple(cfg)
+    rows = measure(configs, warmup, updates)
     result = {"config": {"preset": cfg.preset, "algo": cfg.algo, "game": cfg.env.game, "device": cfg.device,
-                         "perf": dataclasses.asdict(cfg.perf), "updates": updates, "warmup": warmup},
-              "fast": fast}
-    if reference:
-        result["simple"] = measure(simple(cfg), warmup, updates)
-        result["speedup"] = fast["env_steps_per_s"] / result["simple"]["env_steps_per_s"]
+                         "num_envs": cfg.env.num_envs, "perf": dataclasses.asdict(cfg.perf), "updates": updates,
+                         "warmup": warmup, "compare": compare or [], "torch_threads": torch.get_num_threads(),
+                         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")},
+              **rows}
+    if len(rows) == 2:
+        # the headline ratio: fast / simple (the speed-up), or compare / base
+        faster, slower = (rows["compare"], rows["base"]) if compare else (rows["fast"], rows["simple"])
+        result["ratio"] = faster["env_steps_per_s"] / slower["env_steps_per_s"]
+        result["update_ratios"] = [b / a for a, b in zip(faster["update_seconds"], slower["update_seconds"])]
     return result
 
 
 def format_table(result: dict) -> str:
     c = result["config"]
-    lines = [f"mdpo bench: {c['algo']} on {c['game']} ({c['preset']} preset, {c['device']}), "
-             f"{c['updates']} measured updates after {c['warmup']} warm-up",
-             f"{'config':<8}{'env steps/s':>13}{'env s':>9}{'infer s':>9}{'adv s':>8}{'update s':>10}{'peak MB':>10}"]
-    for name in ("fast", "simple"):
-        if name in result:
-            r = result[name]
-            lines.append(f"{name:<8}{r['env_steps_per_s']:>13.1f}{r['env_s']:>9.2f}{r['inference_s']:>9.2f}"
-                         f"{r['advantages_s']:>8.2f}{r['update_s']:>10.2f}{r['peak_mem_mb']:>10.0f}")
-    if "speedup" in result:
-        lines.append(f"speed-up over the simple configuration: {result['speedup']:.2f}x")
+    rows = [name for name in ("fast", "simple", "base", "compare") if name in result]
+    lines = [f"mdpo bench: {c['algo']} on {c['game']} ({c['preset']} preset, {c['num_envs']} envs, {c['device']}), "
+             f"{c['updates']} measured updates each after {c['warmup']} warm-up, interleaved; "
+             f"torch threads {c['torch_threads']} by default, OMP_WAIT_POLICY={c['omp_wait_policy'] or 'unset'}",
+             f"{'config':<8}{'env steps/s':>13}{'env s':>9}{'infer s':>9}{'adv s':>8}{'update s':>10}"
+             f"{'update peak MB':>16}{'RSS before MB':>15}"]
+    for name in rows:
+        r = result[name]
+        lines.append(f"{name:<8}{r['env_steps_per_s']:>13.1f}{r['env_s']:>9.2f}{r['inference_s']:>9.2f}"
+                     f"{r['advantages_s']:>8.2f}{r['update_s']:>10.2f}{r['update_peak_mb']:>16.0f}"
+                     f"{r['update_start_mb']:>15.0f}")
+    scope = result[rows[0]]["peak_scope"]
+    if scope != "update phase":
+        lines.append(f"(peak memory: the process's {scope} peak; this system cannot reset it per phase)")
+    if "ratio" in result:
+        label = "speed-up over the simple configuration"
+        if c["compare"]:
+            label = f"compare ({' '.join(c['compare'])}) / base"
+        per_update = ", ".join(f"{x:.2f}" for x in result["update_ratios"])
+        lines.append(f"{label}: {result['ratio']:.2f}x (update by update: {per_update})")
     return "\n".join(lines)
 
 
@@ -90,10 +175,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     from mdpo.cli import add_config_arguments
 
     p = sub.add_parser("bench", help="env steps/s of the training loop, with a speed-up ratio")
-    add_config_arguments(p)
-    p.add_argument("--warmup", type=int, default=1, help="updates before measuring")
-    p.add_argument("--updates", type=int, default=2, help="measured updates")
+    add_config_arguments(p, skip=("out_dir", "run_name", "checkpoint_every", "total_steps", "eval.", "track", "wandb."))
+    p.add_argument("--warmup", type=int, default=1, help="updates before measuring, per configuration")
+    p.add_argument("--updates", type=int, default=2, help="measured updates per configuration")
     p.add_argument("--no-reference", action="store_true", help="skip the simple configuration")
+    p.add_argument("--compare", nargs="+", metavar="KEY=VALUE",
+                   help="measure beside the configuration the same one with these fields changed "
+                        "(e.g. perf.micro_batch=0 torch_threads=1) instead of the simple one")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -101,10 +189,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from mdpo.cli import config_from_args
 
-    defaults = {"preset": "paper", "env.game": "bigfish"}
-    for key, value in defaults.items():
-        if not hasattr(args, key):
-            setattr(args, key, value)
+    if not hasattr(args, "env.game"):
+        setattr(args, "env.game", "bigfish")
+    if args.warmup < 0 or args.updates < 1:
+        raise MdpoError("--warmup must be >= 0 and --updates >= 1")
     cfg = config_from_args(args, default_preset="paper")
-    result = bench(cfg, args.warmup, args.updates, not args.no_reference)
+    result = bench(cfg, args.warmup, args.updates, not args.no_reference, args.compare)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

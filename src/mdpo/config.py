@@ -105,6 +105,11 @@ class PerfConfig:
     amp: str = _f("none", "reduced-precision matmuls/convs: none or bf16 (losses and log-softmax stay float32)")
     tf32: bool = _f(False, "allow TF32 matmuls/convs on NVIDIA GPUs")
     compile: bool = _f(False, "torch.compile the networks")
+    micro_batch: int = _f(256, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
+                               "update's peak memory scales with it (0 = the whole minibatch at once)")
+    cpu_heap: bool = _f(True, "CPU: keep freed activations in malloc's heap instead of unmapping them (glibc), "
+                              "so each minibatch does not page-fault its memory in again")
+    batched_inference: bool = _f(True, "collection and advantages run the K agents as one grouped forward pass")
 
 
 @dataclass
@@ -261,7 +266,8 @@ AT_LEAST_ONE = ("total_steps", "checkpoint_every", "env.num_envs", "ppo.num_step
                 "ppo.num_minibatches", "net.width", "net.hidden", "cohort.num_agents", "cohort.teacher_every",
                 "eval.episodes", "eval.final_episodes", "eval.bound_frames")
 NON_NEGATIVE = ("torch_threads", "env.num_levels", "env.start_level", "env.num_threads", "ppo.vf_coef",
-                "ppo.ent_coef", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup", "eval.every", "drac.coef")
+                "ppo.ent_coef", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup", "eval.every", "drac.coef",
+                "perf.micro_batch")
 POSITIVE = ("ppo.lr", "ppo.adam_eps", "ppo.clip_coef", "ppo.max_grad_norm", "ppo.reward_clip",
             "cohort.temperature")
 UNIT_INTERVAL = ("env.agreement", "ppo.gamma", "ppo.gae_lambda")

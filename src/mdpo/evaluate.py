@@ -7,6 +7,7 @@ loop, so a whole evaluation takes about as long as its longest episode.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, EnvConfig, agent_env
 from mdpo.envs import SPLITS, Monitor, make_env, score_range
 from mdpo.runtime import derive_seed, sample_actions
@@ -31,10 +33,15 @@ class Job:
 
 @torch.no_grad()
 def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = False,
-         progress: str | None = None) -> list[dict[str, list[float]]]:
+         progress: str | None = None, batched: bool = True) -> list[dict[str, list[float]]]:
     """Run every job's ``episodes`` parallel envs in one loop until each env has ended its first
-    episode; one forward pass per agent and step covers all of that agent's jobs. With ``progress``
-    (a label), a bar counts finished episodes. Returns per job raw returns and lengths."""
+    episode. With ``progress`` (a label), a bar counts finished episodes. Returns per job raw
+    returns and lengths.
+
+    Each step is one forward pass per agent over its jobs' unfinished envs or, with ``batched`` and
+    several agents holding as many jobs each (a cohort's evaluation), one grouped pass for all agents
+    (see ``mdpo.cohort``); each job samples its actions from its own generator either way.
+    """
     envs = [make_env(job.env_cfg, episodes, job.seed, device, job.split) for job in jobs]
     monitors = [Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device) for _ in jobs]
     obs = torch.stack([m.attach(env) for m, env in zip(monitors, envs)])  # (jobs, N, C, H, W)
@@ -44,16 +51,14 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     finished = torch.zeros(len(jobs), episodes, dtype=torch.bool, device=device)
     agents = list({id(job.agent): job.agent for job in jobs}.values())
     rows = [[j for j, job in enumerate(jobs) if job.agent is agent] for agent in agents]
+    logits_of = _sequential_logits
+    if batched and len(agents) > 1 and len({len(mine) for mine in rows}) == 1:
+        logits_of = functools.partial(_grouped_logits, CohortPolicy(agents))
     bar = tqdm(total=finished.numel(), desc=progress, unit="episode", disable=progress is None, leave=False)
     while not bool(finished.all()):
         actions = torch.zeros_like(returns, dtype=torch.long)
-        for agent, mine in zip(agents, rows):
-            counts = (~finished[mine]).sum(1).tolist()  # frames of episodes still counted
-            if sum(counts):
-                logits, _ = agent(obs[mine][~finished[mine]])
-                for j, part in zip(mine, logits.split(counts)):
-                    if len(part):
-                        actions[j, ~finished[j]] = sample_actions(part, generators[j], greedy)[0]
+        for j, logits in logits_of(agents, rows, obs, finished):
+            actions[j, ~finished[j]] = sample_actions(logits, generators[j], greedy)[0]
         for j, monitor in enumerate(monitors):
             step = monitor.step(actions[j])
             first = step.episode_end & ~finished[j]
@@ -68,6 +73,29 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     return [{"returns": r.tolist(), "lengths": n.tolist()} for r, n in zip(returns, lengths)]
 
 
+def _sequential_logits(agents, rows, obs, finished):
+    """(job, logits of its unfinished envs) for every job with some, one forward pass per agent."""
+    for agent, mine in zip(agents, rows):
+        counts = (~finished[mine]).sum(1).tolist()
+        if sum(counts):
+            for j, part in zip(mine, agent(obs[mine][~finished[mine]])[0].split(counts)):
+                if len(part):
+                    yield j, part
+
+
+def _grouped_logits(policy: CohortPolicy, agents, rows, obs, finished):
+    """``_sequential_logits`` as one grouped pass over the env slots still running for any agent."""
+    index = torch.tensor(rows, device=obs.device)  # (K, jobs per agent)
+    running = (~finished[index]).any(0)  # (jobs per agent, N)
+    logits = policy(obs[index][:, running])[0]  # (K, running slots, A)
+    full = logits.new_zeros(*index.shape, finished.shape[1], logits.shape[-1])
+    full[:, running] = logits
+    for k, mine in enumerate(rows):
+        for s, j in enumerate(mine):
+            if not bool(finished[j].all()):
+                yield j, full[k, s][~finished[j]]
+
+
 def run_episodes(agent: nn.Module, env_cfg: EnvConfig, split: str, episodes: int, seed: int,
                  device: torch.device, greedy: bool = False) -> dict[str, list[float]]:
     """One agent on one split (see ``play``)."""
@@ -80,7 +108,7 @@ def evaluate_cohort(agents: nn.ModuleList, cfg: Config, episodes: int, seed_part
     meet the same levels (same seeds), so their results are paired."""
     jobs = [Job(agent, agent_env(cfg, i), split, derive_seed(cfg.seed, "eval", split, *seed_parts))
             for i, agent in enumerate(agents) for split in SPLITS]
-    results = iter(play(jobs, episodes, device, greedy, progress))
+    results = iter(play(jobs, episodes, device, greedy, progress, cfg.perf.batched_inference))
     return [{split: next(results) for split in SPLITS} for _ in agents]
 
 

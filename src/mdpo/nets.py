@@ -45,10 +45,9 @@ class ImpalaEncoder(nn.Module):
         self.channels_last = False
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float() / 255.0
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.stages(x)
+            obs = obs.contiguous(memory_format=torch.channels_last)  # permute the uint8 frames, not 4x the floats
+        x = self.stages(obs.float() / 255.0)
         return torch.relu(self.fc(torch.relu(x.flatten(1))))
 
 

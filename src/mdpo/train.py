@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from mdpo.analysis.frames import held_out_frames
 from mdpo.bound import bound_estimates
+from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env
@@ -46,7 +47,14 @@ from mdpo.runs import (
     start_run_dir,
     write_json,
 )
-from mdpo.runtime import autocast, configure_backends, derive_seed, resolve_device, sample_actions
+from mdpo.runtime import (
+    autocast,
+    configure_backends,
+    configure_cpu_allocator,
+    derive_seed,
+    resolve_device,
+    sample_actions,
+)
 from mdpo.timing import PhaseTimer
 from mdpo.tracking import WandbTracker
 from mdpo.update import STATS, distill_rewards, update
@@ -76,6 +84,8 @@ class Trainer:
         self.cfg, self.run_dir, self.progress, self.verbose = cfg, Path(run_dir), progress, verbose
         self.device = resolve_device(cfg.device)
         configure_backends(cfg.perf.tf32)
+        if self.device.type == "cpu":
+            configure_cpu_allocator(cfg.perf.cpu_heap)
         self.timer = PhaseTimer(self.device)
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
@@ -99,6 +109,7 @@ class Trainer:
         if cfg.net.freeze_encoder:
             for agent in self.agents:
                 agent.encoder.requires_grad_(False)
+        self.policy = CohortPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
                                           fused=self.device.type == "cuda")
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
@@ -172,16 +183,17 @@ class Trainer:
     def collect(self) -> None:
         """``num_steps`` steps of every agent's envs into the rollout buffer."""
         r = self.rollout
+        self.policy.refresh()
         for t in range(self.cfg.ppo.num_steps):
-            for i, (agent, monitor) in enumerate(zip(self.agents, self.monitors)):
-                obs = self.next_obs[i]
-                with autocast(self.cfg.perf.amp, self.device):
-                    logits, value = agent(obs)
-                action, logprob = sample_actions(logits, self.generator)
+            obs = torch.stack(self.next_obs)
+            with autocast(self.cfg.perf.amp, self.device):
+                logits, values = self.policy(obs)
+            for i, monitor in enumerate(self.monitors):
+                action, logprob = sample_actions(logits[i], self.generator)
                 with self.timer("env"):
                     step = monitor.step(action)
-                r.obs[i, t] = obs
-                r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, value
+                r.obs[i, t] = obs[i]
+                r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, values[i]
                 r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
                 r.episode_ends[i, t] = step.episode_end
                 r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
@@ -190,8 +202,9 @@ class Trainer:
     @torch.no_grad()
     def advantages(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
         r, p = self.rollout, self.cfg.ppo
+        self.policy.refresh()
         with autocast(self.cfg.perf.amp, self.device):
-            next_value = torch.stack([agent(obs)[1] for agent, obs in zip(self.agents, self.next_obs)])
+            next_value = self.policy(torch.stack(self.next_obs))[1]
         rewards = r.rewards
         if self.cfg.cohort.distill in DISTILL_REWARDS and len(self.agents) > 1 and alpha > 0:
             after = torch.cat([r.obs[:, 1:], torch.stack(self.next_obs).unsqueeze(1)], dim=1)

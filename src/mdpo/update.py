@@ -6,6 +6,12 @@ The cohort loss of the paper (Algorithm 1), for agents i = 1..K on one shared mi
 where s_i is agent i's own minibatch and D the distillation loss (KL(pi_j || pi_i) by default),
 with gradients reaching the peer j too unless ``detach_peer``. ``peer_target`` swaps the average over
 peers for the peers' average policy, or for a one-way teacher (the best recent agent).
+
+Micro-batching (``perf.micro_batch``): a minibatch's loss and gradients are computed in chunks of
+frames and the gradients accumulated, so peak memory scales with the chunk. It is the same update:
+what needs the whole minibatch (valid counts, advantage normalisation, DrAC's random augmentations)
+is computed before chunking, every masked mean divides by the whole minibatch's count, and the
+gradient clip and optimizer step happen once per minibatch.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from torch import nn
 from mdpo.augment import AUGMENTATIONS
 from mdpo.config import Config
 from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, kl, mean_policy_logits, with_temperature
-from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
+from mdpo.losses import POLICY_LOSSES, entropy, normalize_advantages, value_loss
 from mdpo.runtime import autocast
 
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill", "drac")
@@ -41,9 +47,16 @@ def forward_all(agents: nn.ModuleList, obs: torch.Tensor, cross: bool) -> tuple[
     return logits, values
 
 
-def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, cfg: Config,
+def masked_share(x: torch.Tensor, valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """This chunk's share of the masked mean of ``x`` over a whole minibatch that has ``count`` valid
+    entries: summed over the chunks of a minibatch, the shares give its ``masked_mean``."""
+    return (x * valid.to(x.dtype)).sum() / count
+
+
+def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, count: torch.Tensor, cfg: Config,
                  teacher: int | None) -> torch.Tensor:
-    """Agent i's distillation loss on its own minibatch, towards the peers ``cfg.cohort`` names."""
+    """Agent i's distillation loss on its own minibatch (its ``masked_share``), towards the peers
+    ``cfg.cohort`` names."""
     c = cfg.cohort
     k = logits.shape[0]
     loss = DISTILL_LOSSES[c.distill]
@@ -58,60 +71,108 @@ def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, cfg: Config,
             peers = [p.detach() for p in peers]
         if c.peer_target == "mean":
             peers = [mean_policy_logits(torch.stack(peers))]
-    terms = [masked_mean(with_temperature(loss, own, peer, c.temperature), valid) for peer in peers]
+    terms = [masked_share(with_temperature(loss, own, peer, c.temperature), valid, count) for peer in peers]
     return torch.stack(terms).mean()
 
 
-def drac_term(agent: nn.Module, obs: torch.Tensor, logits: torch.Tensor, values: torch.Tensor,
-              valid: torch.Tensor, augment: str, generator: torch.Generator | None) -> torch.Tensor:
+def drac_term(agent: nn.Module, augmented: torch.Tensor, logits: torch.Tensor, values: torch.Tensor,
+              valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """DrAC's regulariser (Raileanu et al. 2021) on augmented frames f(s): G_pi + G_V with
     G_pi = KL(pi(s) || pi(f(s))), pi(s) detached: the gradient of DrAC's -log pi(a|f(s)), a ~ pi(s),
     in expectation over a, and zero when f changes nothing; G_V = 0.5 (V(s) - V(f(s)))^2, V(s) detached.
     """
-    aug_logits, aug_values = agent(AUGMENTATIONS[augment](obs, generator))
-    g_pi = masked_mean(kl(logits.detach(), aug_logits), valid)
-    g_v = masked_mean(0.5 * (values.detach() - aug_values) ** 2, valid)
+    aug_logits, aug_values = agent(augmented)
+    g_pi = masked_share(kl(logits.detach(), aug_logits), valid, count)
+    g_v = masked_share(0.5 * (values.detach() - aug_values) ** 2, valid, count)
     return g_pi + g_v
+
+
+def whole_minibatch(mb: dict[str, torch.Tensor], cfg: Config, generator: torch.Generator | None
+                    ) -> dict[str, torch.Tensor]:
+    """``mb`` plus what needs the whole minibatch, computed before it is cut into chunks: per-agent valid
+    counts (the denominators of every masked mean), normalised advantages and DrAC's augmented frames."""
+    whole = dict(mb)
+    valids = mb["valids"]
+    whole["counts"] = valids.float().sum(1).clamp(min=1.0)
+    if cfg.ppo.norm_adv:
+        whole["advantages"] = torch.stack([normalize_advantages(a, v) for a, v in zip(mb["advantages"], valids)])
+    if cfg.drac.coef > 0:
+        augment = AUGMENTATIONS[cfg.drac.augment]
+        whole["augmented"] = torch.stack([augment(obs, generator) for obs in mb["obs"]])
+    return whole
+
+
+def chunks(whole: dict[str, torch.Tensor], size: int):
+    """Consecutive slices of ``size`` frames per agent (all of them when ``size`` is 0); ``counts`` stays whole."""
+    frames = whole["actions"].shape[1]
+    size = size or frames
+    for start in range(0, frames, size):
+        yield {name: value if name == "counts" else value[:, start:start + size] for name, value in whole.items()}
+
+
+def chunk_loss(agents: nn.ModuleList, chunk: dict[str, torch.Tensor], cfg: Config, alpha: float,
+               teacher: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One chunk's share of the cohort loss and of the stats (K, len(STATS)), detached: summed over the
+    chunks of a minibatch (``whole_minibatch``), both equal those of the whole minibatch."""
+    p = cfg.ppo
+    k = len(agents)
+    distilling = k > 1 and alpha > 0
+    logits, values = forward_all(agents, chunk["obs"], cross=distilling)
+    policy_loss = POLICY_LOSSES[p.base_loss]
+    losses, stats = [], []
+    for i in range(k):
+        own = i if distilling else 0
+        own_logits, own_values, valid, count = logits[i, own], values[i, own], chunk["valids"][i], chunk["counts"][i]
+        logp_all = torch.log_softmax(own_logits.float(), dim=-1)
+        logp = logp_all.gather(-1, chunk["actions"][i].unsqueeze(-1)).squeeze(-1)
+        log_ratio = logp - chunk["logprobs"][i]
+        pg = masked_share(policy_loss(logp, chunk["logprobs"][i], chunk["advantages"][i], p.clip_coef), valid, count)
+        vl = masked_share(value_loss(own_values, chunk["values"][i], chunk["returns"][i], p.clip_coef, p.clip_vloss),
+                          valid, count)
+        ent = masked_share(entropy(own_logits), valid, count)
+        loss = pg + p.vf_coef * vl - p.ent_coef * ent
+        zero = torch.zeros((), device=loss.device)
+        dl = distill_term(logits, i, valid, count, cfg, teacher) if distilling else zero
+        drac = (drac_term(agents[i], chunk["augmented"][i], own_logits, own_values, valid, count)
+                if cfg.drac.coef > 0 else zero)
+        losses.append(loss + alpha * dl + cfg.drac.coef * drac)
+        with torch.no_grad():
+            approx_kl = masked_share((log_ratio.exp() - 1) - log_ratio, valid, count)
+            clipfrac = masked_share(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid, count)
+            stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
+    return torch.stack(losses).mean(), torch.stack(stats)
 
 
 def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config, alpha: float | None = None,
                 teacher: int | None = None, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached).
+    """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached) of a whole minibatch.
 
     ``alpha`` overrides ``cfg.cohort.alpha`` (for schedules); ``teacher`` is the current teacher
     when ``peer_target == 'best'``; ``generator`` draws DrAC's augmentations.
     """
-    p = cfg.ppo
     alpha = cfg.cohort.alpha if alpha is None else alpha
-    k = len(agents)
-    distilling = k > 1 and alpha > 0
-    logits, values = forward_all(agents, mb["obs"], cross=distilling)
-    policy_loss = POLICY_LOSSES[p.base_loss]
-    losses, stats = [], []
-    for i in range(k):
-        own = i if distilling else 0
-        own_logits, own_values, valid = logits[i, own], values[i, own], mb["valids"][i]
-        logp_all = torch.log_softmax(own_logits.float(), dim=-1)
-        logp = logp_all.gather(-1, mb["actions"][i].unsqueeze(-1)).squeeze(-1)
-        log_ratio = logp - mb["logprobs"][i]
-        adv = mb["advantages"][i]
-        if p.norm_adv:
-            adv = normalize_advantages(adv, valid)
-        pg = masked_mean(policy_loss(logp, mb["logprobs"][i], adv, p.clip_coef), valid)
-        vl = masked_mean(value_loss(own_values, mb["values"][i], mb["returns"][i], p.clip_coef, p.clip_vloss), valid)
-        ent = masked_mean(entropy(own_logits), valid)
-        loss = pg + p.vf_coef * vl - p.ent_coef * ent
-        zero = torch.zeros((), device=loss.device)
-        dl = distill_term(logits, i, valid, cfg, teacher) if distilling else zero
-        drac = (drac_term(agents[i], mb["obs"][i], own_logits, own_values, valid, cfg.drac.augment, generator)
-                if cfg.drac.coef > 0 else zero)
-        losses.append(loss + alpha * dl + cfg.drac.coef * drac)
-        with torch.no_grad():
-            approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid)
-            clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid)
-            stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
-    return torch.stack(losses).mean(), torch.stack(stats)
+    return chunk_loss(agents, whole_minibatch(mb, cfg, generator), cfg, alpha, teacher)
+
+
+def minibatch_step(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, mb: dict[str, torch.Tensor],
+                   cfg: Config, generator: torch.Generator, alpha: float, teacher: int | None) -> torch.Tensor:
+    """One optimizer step on a minibatch, its gradients accumulated over chunks of ``perf.micro_batch``
+    frames per agent (peak memory scales with the chunk); returns the minibatch's stats."""
+    device = mb["actions"].device
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(cfg.perf.amp, device):
+        whole = whole_minibatch(mb, cfg, generator)
+    stats = torch.zeros(len(agents), len(STATS), device=device)
+    for chunk in chunks(whole, cfg.perf.micro_batch):
+        with autocast(cfg.perf.amp, device):
+            loss, chunk_stats = chunk_loss(agents, chunk, cfg, alpha, teacher)
+        loss.backward()
+        stats += chunk_stats
+    for agent in agents:
+        nn.utils.clip_grad_norm_(agent.parameters(), cfg.ppo.max_grad_norm)
+    optimizer.step()
+    return stats
 
 
 def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
@@ -122,6 +183,7 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
     One index permutation per epoch is shared by all agents. Returns mean stats (K, len(STATS)).
     """
     p = cfg.ppo
+    alpha = cfg.cohort.alpha if alpha is None else alpha
     size = batch["actions"].shape[1]
     mb_size = size // p.num_minibatches
     total = torch.zeros(len(agents), len(STATS), device=batch["actions"].device)
@@ -130,14 +192,7 @@ def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[
         for start in range(0, size, mb_size):
             idx = perm[start:start + mb_size]
             mb = {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}
-            with autocast(cfg.perf.amp, idx.device):
-                loss, stats = cohort_loss(agents, mb, cfg, alpha, teacher, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for agent in agents:
-                nn.utils.clip_grad_norm_(agent.parameters(), p.max_grad_norm)
-            optimizer.step()
-            total += stats
+            total += minibatch_step(agents, optimizer, mb, cfg, generator, alpha, teacher)
     return total / (p.epochs * p.num_minibatches)
 
 

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from mdpo.bench import bench, format_table, simple
+from mdpo.cli import main
+from mdpo.errors import MdpoError
+from mdpo.timing import MemoryProbe
+
+
+def test_compare_runs_both_configurations_and_reports_their_ratio(tiny):
+    result = bench(tiny("mdpo"), warmup=0, updates=2, compare=["perf.micro_batch=4", "perf.cpu_heap=false"])
+    base, other = result["base"], result["compare"]
+    assert len(base["update_seconds"]) == len(other["update_seconds"]) == 2
+    assert result["ratio"] == pytest.approx(other["env_steps_per_s"] / base["env_steps_per_s"])
+    assert base["update_peak_mb"] > 0 and base["update_start_mb"] > 0
+    table = format_table(result)
+    assert "compare (perf.micro_batch=4 perf.cpu_heap=false) / base" in table and "update peak MB" in table
+
+
+def test_simple_reference_turns_every_lever_off(tiny):
+    off = simple(tiny("mdpo")).perf
+    assert (off.channels_last, off.amp, off.micro_batch, off.cpu_heap, off.batched_inference) == (
+        False, "none", 0, False, False)
+
+
+def test_bad_compare_item_is_an_error(tiny):
+    with pytest.raises(MdpoError, match="KEY=VALUE"):
+        bench(tiny(), updates=1, compare=["perf.micro_batch"])
+
+
+def test_negative_micro_batch_is_one_line_error(capsys):
+    assert main(["train", "--preset", "smoke", "--perf.micro_batch", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "perf.micro_batch must be >= 0" in err
+
+
+def test_memory_probe_sees_a_peak_after_reset():
+    probe = MemoryProbe(torch.device("cpu"))
+    probe.reset()
+    before = probe.current_bytes()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
+    assert probe.peak_bytes() >= before + 60 * 2**20
+    del block
