@@ -105,7 +105,7 @@ class PerfConfig:
     amp: str = _f("none", "reduced-precision matmuls/convs: none or bf16 (losses and log-softmax stay float32)")
     tf32: bool = _f(False, "allow TF32 matmuls/convs on NVIDIA GPUs")
     compile: bool = _f(False, "torch.compile the networks")
-    micro_batch: int = _f(256, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
+    micro_batch: int = _f(128, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
                                "update's peak memory scales with it (0 = the whole minibatch at once)")
     cpu_heap: bool = _f(True, "CPU: keep freed activations in malloc's heap instead of unmapping them (glibc), "
                               "so each minibatch does not page-fault its memory in again")
