@@ -109,7 +109,8 @@ class PerfConfig:
                                "update's peak memory scales with it (0 = the whole minibatch at once)")
     cpu_heap: bool = _f(True, "CPU: keep freed activations in malloc's heap instead of unmapping them (glibc), "
                               "so each minibatch does not page-fault its memory in again")
-    batched_inference: bool = _f(True, "collection and advantages run the K agents as one grouped forward pass")
+    batched_inference: bool = _f(True, "collection, advantages and evaluation run the K agents as one grouped "
+                                       "forward pass")
 
 
 @dataclass
