@@ -11,10 +11,14 @@ from typing import Callable
 import torch
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` over entries where ``mask`` is true (auto-reset steps are masked out)."""
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``x`` over entries where ``mask`` is true (auto-reset steps are masked out).
+
+    With ``count``, the valid entries of a whole minibatch of which ``x`` is one chunk: the chunk's
+    share of that minibatch's mean (the shares of all its chunks sum to it).
+    """
     m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp(min=1.0)
+    return (x * m).sum() / (m.sum().clamp(min=1.0) if count is None else count)
 
 
 def normalize_advantages(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from mdpo.augment import AUGMENTATIONS
 from mdpo.config import Config
 from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, kl, mean_policy_logits, with_temperature
-from mdpo.losses import POLICY_LOSSES, entropy, normalize_advantages, value_loss
+from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
 from mdpo.runtime import autocast
 
 STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill", "drac")
@@ -47,16 +47,10 @@ def forward_all(agents: nn.ModuleList, obs: torch.Tensor, cross: bool) -> tuple[
     return logits, values
 
 
-def masked_share(x: torch.Tensor, valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """This chunk's share of the masked mean of ``x`` over a whole minibatch that has ``count`` valid
-    entries: summed over the chunks of a minibatch, the shares give its ``masked_mean``."""
-    return (x * valid.to(x.dtype)).sum() / count
-
-
 def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, count: torch.Tensor, cfg: Config,
                  teacher: int | None) -> torch.Tensor:
-    """Agent i's distillation loss on its own minibatch (its ``masked_share``), towards the peers
-    ``cfg.cohort`` names."""
+    """Agent i's distillation loss on its own minibatch (this chunk's share, see ``masked_mean``),
+    towards the peers ``cfg.cohort`` names."""
     c = cfg.cohort
     k = logits.shape[0]
     loss = DISTILL_LOSSES[c.distill]
@@ -71,7 +65,7 @@ def distill_term(logits: torch.Tensor, i: int, valid: torch.Tensor, count: torch
             peers = [p.detach() for p in peers]
         if c.peer_target == "mean":
             peers = [mean_policy_logits(torch.stack(peers))]
-    terms = [masked_share(with_temperature(loss, own, peer, c.temperature), valid, count) for peer in peers]
+    terms = [masked_mean(with_temperature(loss, own, peer, c.temperature), valid, count) for peer in peers]
     return torch.stack(terms).mean()
 
 
@@ -82,8 +76,8 @@ def drac_term(agent: nn.Module, augmented: torch.Tensor, logits: torch.Tensor, v
     in expectation over a, and zero when f changes nothing; G_V = 0.5 (V(s) - V(f(s)))^2, V(s) detached.
     """
     aug_logits, aug_values = agent(augmented)
-    g_pi = masked_share(kl(logits.detach(), aug_logits), valid, count)
-    g_v = masked_share(0.5 * (values.detach() - aug_values) ** 2, valid, count)
+    g_pi = masked_mean(kl(logits.detach(), aug_logits), valid, count)
+    g_v = masked_mean(0.5 * (values.detach() - aug_values) ** 2, valid, count)
     return g_pi + g_v
 
 
@@ -126,10 +120,10 @@ def chunk_loss(agents: nn.ModuleList, chunk: dict[str, torch.Tensor], cfg: Confi
         logp_all = torch.log_softmax(own_logits.float(), dim=-1)
         logp = logp_all.gather(-1, chunk["actions"][i].unsqueeze(-1)).squeeze(-1)
         log_ratio = logp - chunk["logprobs"][i]
-        pg = masked_share(policy_loss(logp, chunk["logprobs"][i], chunk["advantages"][i], p.clip_coef), valid, count)
-        vl = masked_share(value_loss(own_values, chunk["values"][i], chunk["returns"][i], p.clip_coef, p.clip_vloss),
+        pg = masked_mean(policy_loss(logp, chunk["logprobs"][i], chunk["advantages"][i], p.clip_coef), valid, count)
+        vl = masked_mean(value_loss(own_values, chunk["values"][i], chunk["returns"][i], p.clip_coef, p.clip_vloss),
                           valid, count)
-        ent = masked_share(entropy(own_logits), valid, count)
+        ent = masked_mean(entropy(own_logits), valid, count)
         loss = pg + p.vf_coef * vl - p.ent_coef * ent
         zero = torch.zeros((), device=loss.device)
         dl = distill_term(logits, i, valid, count, cfg, teacher) if distilling else zero
@@ -137,8 +131,8 @@ def chunk_loss(agents: nn.ModuleList, chunk: dict[str, torch.Tensor], cfg: Confi
                 if cfg.drac.coef > 0 else zero)
         losses.append(loss + alpha * dl + cfg.drac.coef * drac)
         with torch.no_grad():
-            approx_kl = masked_share((log_ratio.exp() - 1) - log_ratio, valid, count)
-            clipfrac = masked_share(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid, count)
+            approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid, count)
+            clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid, count)
             stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
     return torch.stack(losses).mean(), torch.stack(stats)
 
