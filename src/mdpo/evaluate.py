@@ -53,7 +53,7 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     rows = [[j for j, job in enumerate(jobs) if job.agent is agent] for agent in agents]
     logits_of = _sequential_logits
     if batched and len(agents) > 1 and len({len(mine) for mine in rows}) == 1:
-        logits_of = functools.partial(_grouped_logits, CohortPolicy(agents))
+        logits_of = functools.partial(_grouped_logits, CohortPolicy(agents), torch.tensor(rows, device=device))
     bar = tqdm(total=finished.numel(), desc=progress, unit="episode", disable=progress is None, leave=False)
     while not bool(finished.all()):
         actions = torch.zeros_like(returns, dtype=torch.long)
@@ -83,9 +83,9 @@ def _sequential_logits(agents, rows, obs, finished):
                     yield j, part
 
 
-def _grouped_logits(policy: CohortPolicy, agents, rows, obs, finished):
-    """``_sequential_logits`` as one grouped pass over the env slots still running for any agent."""
-    index = torch.tensor(rows, device=obs.device)  # (K, jobs per agent)
+def _grouped_logits(policy: CohortPolicy, index: torch.Tensor, agents, rows, obs, finished):
+    """``_sequential_logits`` as one grouped pass over the env slots still running for any agent;
+    ``index`` is ``rows`` as a tensor (K, jobs per agent)."""
     running = (~finished[index]).any(0)  # (jobs per agent, N)
     logits = policy(obs[index][:, running])[0]  # (K, running slots, A)
     full = logits.new_zeros(*index.shape, finished.shape[1], logits.shape[-1])

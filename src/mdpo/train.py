@@ -26,6 +26,7 @@ from mdpo.analysis.frames import held_out_frames
 from mdpo.bound import bound_estimates
 from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
+from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
@@ -350,7 +351,7 @@ class Trainer:
         second one (or the first during the final evaluation) raises ``Interrupted`` at once.
         """
         cfg = self.cfg
-        for line in self.describe():
+        for line in describe(self):
             self.say(line)
         tracker = WandbTracker(cfg, self.run_dir) if cfg.track else None
         logger = Logger(self.run_dir, resume_step=self.global_step if self.update_idx else None, tracker=tracker)
@@ -370,15 +371,15 @@ class Trainer:
                         metrics.update(self.evaluate(cfg.eval.episodes)[0])
                     logger.log(self.global_step, metrics)
                     bar.update(self.batch_steps)
-                    bar.set_postfix(self.postfix(metrics), refresh=False)
+                    bar.set_postfix(postfix(metrics), refresh=False)
                     if self.update_idx == first + 1 and not last:
-                        self.say(self.eta(time.perf_counter() - start))
+                        self.say(eta(self, time.perf_counter() - start))
                     if last or self.stop_signal or self.update_idx % cfg.checkpoint_every == 0:
                         save_checkpoint(self.run_dir, self.state_dict())
                         self.saved_update = self.update_idx
                 self.training = False
                 if self.update_idx >= self.num_updates and not self.stop_signal:
-                    bar.set_postfix(self.postfix(self.final_evaluation(logger)), refresh=True)
+                    bar.set_postfix(postfix(self.final_evaluation(logger)), refresh=True)
         except KeyboardInterrupt:
             kept = (f"the checkpoint of update {self.saved_update} is kept; continue with `mdpo train --resume "
                     f"{self.run_dir}`" if self.saved_update is not None else "no checkpoint had been written yet")
@@ -405,36 +406,6 @@ class Trainer:
         if self.verbose:
             tqdm.write(line)
 
-    def describe(self) -> list[str]:
-        """What this run is about to do, in a few lines."""
-        c = self.cfg
-        k = c.cohort.num_agents
-        agents = "1 agent" if k == 1 else f"{k} agents, {c.cohort.distill} distillation, alpha {c.cohort.alpha:g}"
-        levels = "the full level distribution" if c.env.num_levels == 0 else f"{c.env.num_levels} training levels"
-        game = c.env.game if c.env.game == "coins" else f"{c.env.game} {c.env.mode}, {levels}"
-        steps = self.num_updates * self.batch_steps
-        rounded = f" (total_steps {c.total_steps:,} rounded up to whole updates)" if steps != c.total_steps else ""
-        every = f"every {c.eval.every} updates ({c.eval.episodes} episodes per split) and " if c.eval.every else ""
-        lines = [f"{c.algo} ({agents}) on {game}; preset {c.preset}, seed {c.seed}, device {self.device}",
-                 f"{steps:,} env steps per agent{rounded}: {self.num_updates:,} updates of "
-                 f"{c.env.num_envs} envs x {c.ppo.num_steps} steps",
-                 f"evaluation {every}at the end ({c.eval.final_episodes} episodes per split, train and test levels)",
-                 f"run folder: {self.run_dir}"]
-        if self.update_idx:
-            lines.append(f"resuming at update {self.update_idx:,} ({self.global_step:,} steps per agent) with "
-                         "fresh environments (envpool's state is not saved)")
-        return lines
-
-    def eta(self, seconds: float) -> str:
-        left = (self.num_updates - self.update_idx) * seconds
-        return (f"update {self.update_idx:,} of {self.num_updates:,} took {seconds:.1f} s: about "
-                f"{_duration(left)} to go at this pace, plus evaluations")
-
-    @staticmethod
-    def postfix(metrics: dict[str, float]) -> dict[str, str]:
-        keys = {"charts/SPS": "sps", "charts/episodic_return": "ret", "eval/test_return": "test"}
-        return {short: f"{metrics[k]:.4g}" for k, short in keys.items() if math.isfinite(metrics.get(k, math.nan))}
-
     @contextmanager
     def stop_on_signals(self):
         """The first SIGINT/SIGTERM asks for a clean stop; a second one interrupts at once."""
@@ -454,14 +425,6 @@ class Trainer:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} days"
 
 
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:

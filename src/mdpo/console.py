@@ -1,0 +1,52 @@
+"""What a training run tells its user: what it is about to do, how long the rest will take, and the
+few numbers on its progress bar."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdpo.train import Trainer
+
+
+def describe(t: Trainer) -> list[str]:
+    """What this run is about to do, in a few lines."""
+    c = t.cfg
+    k = c.cohort.num_agents
+    agents = "1 agent" if k == 1 else f"{k} agents, {c.cohort.distill} distillation, alpha {c.cohort.alpha:g}"
+    levels = "the full level distribution" if c.env.num_levels == 0 else f"{c.env.num_levels} training levels"
+    game = c.env.game if c.env.game == "coins" else f"{c.env.game} {c.env.mode}, {levels}"
+    steps = t.num_updates * t.batch_steps
+    rounded = f" (total_steps {c.total_steps:,} rounded up to whole updates)" if steps != c.total_steps else ""
+    every = f"every {c.eval.every} updates ({c.eval.episodes} episodes per split) and " if c.eval.every else ""
+    lines = [f"{c.algo} ({agents}) on {game}; preset {c.preset}, seed {c.seed}, device {t.device}",
+             f"{steps:,} env steps per agent{rounded}: {t.num_updates:,} updates of "
+             f"{c.env.num_envs} envs x {c.ppo.num_steps} steps",
+             f"evaluation {every}at the end ({c.eval.final_episodes} episodes per split, train and test levels)",
+             f"run folder: {t.run_dir}"]
+    if t.update_idx:
+        lines.append(f"resuming at update {t.update_idx:,} ({t.global_step:,} steps per agent) with "
+                     "fresh environments (envpool's state is not saved)")
+    return lines
+
+
+def eta(t: Trainer, seconds: float) -> str:
+    """The time left at the pace of an update that took ``seconds``."""
+    left = (t.num_updates - t.update_idx) * seconds
+    return (f"update {t.update_idx:,} of {t.num_updates:,} took {seconds:.1f} s: about "
+            f"{duration(left)} to go at this pace, plus evaluations")
+
+
+def postfix(metrics: dict[str, float]) -> dict[str, str]:
+    """The progress bar's numbers: steps/s, training return, test return (those that are finite)."""
+    keys = {"charts/SPS": "sps", "charts/episodic_return": "ret", "eval/test_return": "test"}
+    return {short: f"{metrics[k]:.4g}" for k, short in keys.items() if math.isfinite(metrics.get(k, math.nan))}
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} days"
