@@ -1,0 +1,146 @@
+"""On CUDA, the loop computes what it computes on the CPU (run with ``pytest -m gpu`` on a GPU machine).
+
+The update, the grouped cohort inference and a compiled network are compared with the same
+computation on the CPU in float32 (TF32 off), bf16 autocast with float32; whole runs train on
+CUDA and move between devices through their checkpoints.
+"""
+
+import copy
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from mdpo.bench import bench
+from mdpo.cohort import CohortPolicy
+from mdpo.config import resolve
+from mdpo.nets import ActorCritic
+from mdpo.runs import load_checkpoint
+from mdpo.runtime import configure_backends
+from mdpo.train import resume, train
+from mdpo.update import cohort_loss, update
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+OBS = (3, 32, 32)
+# float32 on both devices, summed in different orders by different kernels: a few 1e-7 relative on
+# the forward pass; after two Adam steps of lr 5e-4 the parameters differ by far less than a step.
+FORWARD_TOLERANCE = 1e-5
+PARAM_TOLERANCE = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def float32_matmuls():
+    configure_backends(tf32=False)
+
+
+def _agents(k: int, device: torch.device, channels_last: bool = True) -> nn.ModuleList:
+    torch.manual_seed(0)
+    agents = nn.ModuleList(ActorCritic(OBS, 15, hidden=64) for _ in range(k)).to(device)
+    if channels_last:
+        for agent in agents:
+            agent.use_channels_last()
+    return agents
+
+
+def _batch(k: int, size: int = 64) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "obs": torch.randint(0, 256, (k, size, *OBS), generator=g, dtype=torch.uint8),
+        "actions": torch.randint(0, 15, (k, size), generator=g),
+        "logprobs": -2.7 + 0.3 * torch.randn(k, size, generator=g),
+        "values": torch.randn(k, size, generator=g),
+        "advantages": torch.randn(k, size, generator=g),
+        "returns": torch.randn(k, size, generator=g),
+        "valids": torch.rand(k, size, generator=g) > 0.2,
+    }
+
+
+def _flat(agents: nn.ModuleList) -> torch.Tensor:
+    return torch.cat([p.detach().cpu().flatten() for p in agents.parameters()])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "mdpo"])
+def test_an_update_on_cuda_matches_the_cpu(algo):
+    # one minibatch per epoch: the epoch's permutation (drawn by each device's own generator) only
+    # reorders the frames of that minibatch, so both devices take the same optimizer steps
+    cfg = resolve("paper", algo, {"ppo.num_minibatches": 1, "ppo.epochs": 2, "perf.micro_batch": 16})
+    k = cfg.cohort.num_agents
+    results = []
+    for device in (CPU, CUDA):
+        agents = _agents(k, device)
+        optimizer = torch.optim.Adam(agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
+                                     fused=device.type == "cuda")
+        batch = {name: value.to(device) for name, value in _batch(k).items()}
+        stats = update(agents, optimizer, batch, cfg, torch.Generator(device).manual_seed(2))
+        results.append((_flat(agents), stats.cpu()))
+    (cpu_params, cpu_stats), (cuda_params, cuda_stats) = results
+    assert (cpu_params - _flat(_agents(k, CPU))).abs().max() > 1e-4  # the update moved the parameters
+    assert (cuda_params - cpu_params).abs().max().item() < PARAM_TOLERANCE
+    torch.testing.assert_close(cuda_stats, cpu_stats, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_grouped_cohort_inference_on_cuda_matches_each_agent(k):
+    agents = _agents(k, CUDA)
+    obs = torch.randint(0, 256, (k, 64, *OBS), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    logits, values = CohortPolicy(agents)(obs.to(CUDA))
+    with torch.no_grad():
+        for i, agent in enumerate(agents):
+            own_logits, own_values = agent(obs[i].to(CUDA))
+            assert (logits[i] - own_logits).abs().max().item() < FORWARD_TOLERANCE
+            assert (values[i] - own_values).abs().max().item() < FORWARD_TOLERANCE
+
+
+def test_a_compiled_network_on_cuda_matches_eager():
+    eager = _agents(2, CUDA)
+    compiled = copy.deepcopy(eager)
+    for agent in compiled:
+        agent.compile()
+    obs = torch.randint(0, 256, (64, *OBS), generator=torch.Generator().manual_seed(1), dtype=torch.uint8).to(CUDA)
+    with torch.no_grad():
+        for a, b in zip(eager, compiled):
+            for x, y in zip(a(obs), b(obs)):
+                assert (x - y).abs().max().item() < FORWARD_TOLERANCE
+    cfg = resolve("paper", "mdpo", {"ppo.num_minibatches": 1, "ppo.epochs": 1})
+    batch = {name: value.to(CUDA) for name, value in _batch(2).items()}
+    losses = [cohort_loss(agents, batch, cfg)[0] for agents in (eager, compiled)]
+    assert abs(losses[0].item() - losses[1].item()) < 1e-4 * max(1.0, abs(losses[0].item()))
+
+
+def test_bf16_autocast_keeps_logits_and_losses_in_float32_and_close():
+    agents = _agents(2, CUDA)
+    batch = {name: value.to(CUDA) for name, value in _batch(2).items()}
+    cfg = resolve("paper", "mdpo")
+    full, full_stats = cohort_loss(agents, batch, cfg)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, values = agents[0](batch["obs"][0])
+        half, half_stats = cohort_loss(agents, batch, cfg)
+    assert logits.dtype == values.dtype == half.dtype == torch.float32
+    assert torch.isfinite(half_stats).all()
+    # bf16 keeps 8 bits of mantissa: the loss moves by well under a percent of its size
+    assert abs(half.item() - full.item()) < 2e-2 * max(1.0, abs(full.item()))
+
+
+@pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_run_moves_between_devices_through_its_checkpoint(tiny, first, then):
+    run_dir = train(tiny("mdpo", **{"env.game": "coins", "device": first, "total_steps": 64}), progress=False)
+    state = load_checkpoint(run_dir, CPU)
+    assert state["update"] == 2 and all(t.device == CPU for t in state["agents"].values())
+    resume(run_dir, {"device": then, "total_steps": 128}, progress=False)
+    assert load_checkpoint(run_dir, CPU)["update"] == 4
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert all(isinstance(v, float) for v in result["summary"].values())
+
+
+def test_procgen_trains_and_benches_on_cuda(tiny):
+    run_dir = train(tiny("mdpo", **{"env.game": "bigfish", "device": "cuda", "eval.every": 2,
+                                    "total_steps": 96}), progress=False)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["global_step"] for line in lines][-1] == 96
+    assert all(isinstance(line["losses/value_loss"], float) for line in lines if "losses/value_loss" in line)
+    assert any("eval/test_return" in line for line in lines[:-1])  # a periodic evaluation on CUDA
+    result = bench(tiny("mdpo", **{"env.game": "bigfish", "device": "cuda"}), warmup=1, updates=1)
+    assert result["ratio"] > 0 and result["fast"]["update_peak_mb"] > 0  # the CUDA allocator's peak
