@@ -26,9 +26,10 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 OBS = (3, 32, 32)
 # float32 on both devices, summed in different orders by different kernels: a few 1e-7 relative on
-# the forward pass; after two Adam steps of lr 5e-4 the parameters differ by far less than a step.
+# the forward pass. Two Adam steps of lr 5e-4 move a parameter by up to 1e-3; a gradient that is
+# nearly zero (Adam divides by its size) may step differently by a fraction of lr, a wrong update by lr.
 FORWARD_TOLERANCE = 1e-5
-PARAM_TOLERANCE = 1e-5
+PARAM_TOLERANCE = 5e-5
 
 
 @pytest.fixture(autouse=True)
