@@ -126,7 +126,7 @@ EOF
 }
 
 finish() {
-  local name pid
+  local name
   for name in $(runs); do alive "$name" && kill -TERM "$(cat "$RUNS_DIR/$name.pid")"; done
   for name in $(runs); do while alive "$name"; do sleep 1; done; done
   for name in $(runs); do  # final evaluation where the run was stopped before its end
