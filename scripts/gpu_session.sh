@@ -104,16 +104,11 @@ poll() {
   local name
   for name in $(runs); do
     "$PY" - "$RUNS_DIR/$name" "$(alive "$name" && echo running || echo stopped)" <<'EOF'
-import json, sys
+import sys
 from pathlib import Path
+from mdpo.logger import read_metrics
 run, state = Path(sys.argv[1]), sys.argv[2]
-lines = []
-if (run / "metrics.jsonl").exists():
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            pass  # the line being written
+lines = read_metrics(run)
 last = lambda key: next((m[key] for m in reversed(lines) if m.get(key) is not None), None)
 fmt = lambda v: "-" if v is None else f"{v:.2f}"
 step = lines[-1]["global_step"] if lines else 0

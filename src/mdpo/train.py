@@ -58,7 +58,8 @@ from mdpo.runtime import (
 )
 from mdpo.timing import PhaseTimer
 from mdpo.tracking import WandbTracker
-from mdpo.update import STATS, distill_rewards, update
+from mdpo.update import distill_rewards, update
+from mdpo.update_metrics import check_finite, update_metrics
 
 
 def num_updates(cfg: Config) -> int:
@@ -246,80 +247,17 @@ class Trainer:
         batch["returns"] = returns.flatten(1)
         with self.timer("update"):
             stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
-        self.check_finite(stats)
+        check_finite(stats, self.agents, self.update_idx, self.saved_update)
         ends = r.episode_ends.float()
         self.recent_returns += torch.stack([(r.episode_returns * ends).sum((1, 2)), ends.sum((1, 2))], dim=1)
         self.global_step += self.batch_steps
         self.update_idx += 1
-        metrics = self.metrics(stats, returns, time.perf_counter() - start)
+        metrics = update_metrics(r, stats, returns, cfg, self.update_idx, lr, time.perf_counter() - start)
         if cfg.cohort.num_agents > 1:
             metrics["distill/alpha"] = alpha
             if cfg.cohort.peer_target == "best":
                 metrics["distill/teacher"] = -1 if self.teacher is None else self.teacher
         return metrics
-
-    def metrics(self, stats: torch.Tensor, returns: torch.Tensor, seconds: float) -> dict[str, float]:
-        """CleanRL's names; with several agents, the cohort mean plus per-agent values (/agentI)."""
-        r, k = self.rollout, self.cfg.cohort.num_agents
-        valid = r.valids.float()
-        ends = r.episode_ends.float()
-        n_ends = ends.sum((1, 2))
-        resid = (returns - r.values) * valid
-        count = valid.sum((1, 2))
-
-        def var(x: torch.Tensor) -> torch.Tensor:
-            mean = (x * valid).sum((1, 2)) / count
-            return (((x - mean[:, None, None]) ** 2) * valid).sum((1, 2)) / count
-
-        per_agent = torch.stack([
-            *stats.T,
-            1 - var(resid) / var(returns),
-            (r.episode_returns * ends).sum((1, 2)) / n_ends,
-            (r.episode_lengths * ends).sum((1, 2)) / n_ends,
-        ], dim=1).cpu()  # the one host sync of an update
-        c = self.cfg
-        stat_names = {"distill": f"distill/{c.cohort.distill}" if k > 1 else "",
-                      "drac": "losses/drac" if c.drac.coef > 0 else ""}
-        names = [stat_names.get(s, f"losses/{s}") for s in STATS]
-        names += ["losses/explained_variance", "charts/episodic_return", "charts/episodic_length"]
-        out: dict[str, float] = {
-            "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
-            "charts/SPS": k * self.batch_steps / seconds,
-            "charts/update": self.update_idx,
-        }
-        episodic = {"charts/episodic_return", "charts/episodic_length"}  # none when no episode ended
-        for j, name in enumerate(names):
-            values = {"": per_agent[:, j].nanmean().item()}
-            if k > 1:
-                values.update({f"/agent{i}": per_agent[i, j].item() for i in range(k)})
-            out.update({name + suffix: v for suffix, v in values.items()
-                        if name and not (name in episodic and math.isnan(v))})
-        return out
-
-    def check_finite(self, stats: torch.Tensor) -> None:
-        """Stop, naming the update and the quantity, when a loss, a gradient or a parameter is no
-        longer finite: before anything non-finite is checkpointed or logged."""
-        def nonfinite(tensors) -> torch.Tensor:
-            flags = [~torch.isfinite(t).all() for t in tensors if t is not None]
-            return torch.stack(flags).any() if flags else torch.tensor(False, device=self.device)
-
-        flags = torch.stack([
-            ~torch.isfinite(stats).all(1),
-            torch.stack([nonfinite(p.grad for p in agent.parameters()) for agent in self.agents]),
-            torch.stack([nonfinite(agent.parameters()) for agent in self.agents]),
-        ]).cpu()  # (quantity, agent)
-        if not flags.any():
-            return
-        kind, agent = (int(i) for i in flags.nonzero()[0])
-        if kind == 0:
-            term = STATS[int((~torch.isfinite(stats[agent].cpu())).nonzero()[0])]
-            what = f"loss term {term}"
-        else:
-            what = ("gradients", "parameters")[kind - 1]
-        kept = (f"the checkpoint of update {self.saved_update} is kept" if self.saved_update is not None
-                else "no checkpoint had been written yet")
-        raise MdpoError(f"update {self.update_idx + 1}: the {what} of agent {agent} became non-finite; stopped "
-                        f"before writing a checkpoint ({kept}); a smaller --ppo.lr may help")
 
     def evaluate(self, episodes: int) -> tuple[dict[str, float], list[dict]]:
         label = f"evaluating (update {self.update_idx})" if self.progress else None
