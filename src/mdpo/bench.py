@@ -189,8 +189,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from mdpo.cli import config_from_args
 
-    if not hasattr(args, "env.game"):
-        setattr(args, "env.game", "bigfish")
     if args.warmup < 0 or args.updates < 1:
         raise MdpoError("--warmup must be >= 0 and --updates >= 1")
     cfg = config_from_args(args, default_preset="paper")

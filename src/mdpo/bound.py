@@ -31,10 +31,11 @@ def total_variation(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def bound_estimates(agents: nn.ModuleList, train_frames: torch.Tensor, test_frames: torch.Tensor,
-                    generator: torch.Generator, perturbation: Perturbation = random_conv) -> dict[str, float]:
-    """``train_frames`` (K, M, C, H, W): each agent's own training frames; ``test_frames`` (M, C, H, W).
-    Cohort means, plus per-agent robustness (/agentI) when there are several agents."""
+def bound_estimates(agents: nn.ModuleList, train_frames: torch.Tensor, test_frames: torch.Tensor | None,
+                    generator: torch.Generator, perturbation: Perturbation | None = random_conv) -> dict[str, float]:
+    """``train_frames`` (K, M, ...): each agent's own training observations; ``test_frames`` (M, ...).
+    Cohort means, plus per-agent robustness (/agentI) when there are several agents. Without a
+    ``perturbation`` (observations that are not colour frames) only the peers' distance is estimated."""
     k = len(agents)
     out: dict[str, float] = {}
     if k > 1:
@@ -42,7 +43,7 @@ def bound_estimates(agents: nn.ModuleList, train_frames: torch.Tensor, test_fram
         logits = [agent(pooled)[0] for agent in agents]
         out["bound/peer_tv"] = torch.stack([total_variation(logits[i], logits[j]).mean()
                                             for i, j in combinations(range(k), 2)]).mean().item()
-    for split in ("train", "test"):
+    for split in ("train", "test") if perturbation else ():
         tv, div = [], []
         for i, agent in enumerate(agents):
             frames = train_frames[i] if split == "train" else test_frames

@@ -158,11 +158,13 @@ def _report_run(run_dir: Path) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from mdpo.evaluate import evaluate_cohort, summarize
-    from mdpo.runs import load_agents, write_json
+    from mdpo.runs import load_agents, require_colour_frames, write_json
     from mdpo.runtime import resolve_device
 
     device = resolve_device(args.device)
     cfg, agents, state = load_agents(args.run_dir, device)
+    if args.gif:
+        require_colour_frames(args.run_dir, "--gif")
     episodes = args.episodes or cfg.eval.final_episodes
     results = evaluate_cohort(agents, cfg, episodes, ("rerun", state["update"]), device, args.greedy, "evaluating")
     summary = summarize(results, cfg.env)

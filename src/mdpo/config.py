@@ -27,13 +27,19 @@ def _f(default: Any, doc: str) -> Any:
 
 @dataclass
 class EnvConfig:
-    game: str = _f("bigfish", "Procgen game (one of the 16) or 'coins' (the toy of paper section 4.1)")
+    game: str = _f("bigfish", "Procgen game (one of the 16), 'coins' (the toy of paper section 4.1), a Gymnasium "
+                              "id (CartPole-v1, MinAtar/Breakout-v1, MiniGrid-DoorKey-8x8-v0) or an envpool task "
+                              "(Pong-v5)")
+    family: str = _f("auto", "where env.game comes from: auto, procgen, coins, gymnasium or envpool (auto: in that "
+                             "order, the first that knows the game)")
     mode: str = _f("hard", "Procgen distribution mode: easy or hard")
     num_envs: int = _f(64, "parallel environments per agent")
-    num_levels: int = _f(500, "training levels (0 = the full level distribution)")
-    start_level: int = _f(0, "first training level")
+    num_levels: int = _f(500, "training levels (0 = the full level distribution); for Gymnasium envs, the reset "
+                              "seeds of training episodes, test episodes use other seeds")
+    start_level: int = _f(0, "first training level (or reset seed)")
     num_threads: int = _f(0, "envpool worker threads per agent (0 = min(num_envs, cores))")
     agreement: float = _f(1.0, "coins only: probability that background colour agrees with coin side")
+    vectorization: str = _f("sync", "Gymnasium only: sync (one process) or async (a process per env)")
 
 
 @dataclass
@@ -59,8 +65,10 @@ class PPOConfig:
 
 @dataclass
 class NetConfig:
-    width: int = _f(1, "IMPALA-CNN channel multiplier (2 for the scaled-up ablation)")
-    hidden: int = _f(256, "hidden units after the conv stack")
+    encoder: str = _f("auto", "observation encoder: auto (by the observation's shape), impala, nature, grid or mlp "
+                              "(see mdpo.nets.ENCODERS)")
+    width: int = _f(1, "encoder channel (or unit) multiplier (2 for the scaled-up ablation)")
+    hidden: int = _f(256, "features after the encoder (the mlp's units)")
     encoder_from: str = _f("", "run folder whose trained encoder initialises every agent (ablations)")
     encoder_agent: int = _f(0, "which agent of encoder_from supplies the encoder")
     freeze_encoder: bool = _f(False, "keep the encoder fixed; train only the actor and critic heads")
@@ -156,9 +164,42 @@ PRESETS: dict[str, dict[str, Any]] = {
         "total_steps": 1024, "checkpoint_every": 4, "eval.every": 0, "eval.episodes": 2,
         "eval.final_episodes": 2, "device": "cpu",
     },
+    # rl-baselines3-zoo's PPO for CartPole-v1 (500 at 100k steps); the clip range is not annealed here.
+    "cartpole": {
+        "env.game": "CartPole-v1", "env.num_levels": 0, "env.num_envs": 8, "ppo.num_steps": 32,
+        "ppo.num_minibatches": 1, "ppo.epochs": 20, "ppo.lr": 1e-3, "ppo.anneal_lr": True, "ppo.gamma": 0.98,
+        "ppo.gae_lambda": 0.8, "ppo.ent_coef": 0.0, "ppo.norm_reward": False, "net.hidden": 64,
+        "total_steps": 100_000, "checkpoint_every": 100, "eval.every": 0, "eval.bound": False,
+        "eval.final_episodes": 20, "perf.micro_batch": 0, "device": "cpu",
+    },
+    # gymnax-blines' PPO for MinAtar (64 envs x 128, 4 epochs x 8 minibatches, gamma 0.999), with the
+    # small CNN instead of its 2x256 MLP; minatar's gymnasium envs (sticky actions 0.1).
+    "minatar": {
+        "env.game": "MinAtar/Breakout-v1", "env.num_levels": 0, "env.num_envs": 64, "ppo.num_steps": 128,
+        "ppo.num_minibatches": 8, "ppo.epochs": 4, "ppo.lr": 5e-4, "ppo.anneal_lr": True, "ppo.gamma": 0.999,
+        "ppo.norm_reward": False, "total_steps": 1_000_000, "checkpoint_every": 10, "eval.every": 20,
+        "eval.episodes": 16, "eval.final_episodes": 64, "eval.bound": False, "perf.micro_batch": 0,
+    },
+    # A generalization split on MiniGrid: PPO with rl-baselines3-zoo's MiniGrid settings (8 envs x 128 there,
+    # 16 here), trained on the layouts of 10 seeds of MultiRoom-N2-S4 (every seed a distinct layout),
+    # tested on the layouts of all other seeds.
+    "minigrid": {
+        "env.game": "MiniGrid-MultiRoom-N2-S4-v0", "env.num_levels": 10, "env.num_envs": 16, "ppo.num_steps": 128,
+        "ppo.num_minibatches": 8, "ppo.epochs": 4, "ppo.lr": 2.5e-4, "ppo.gamma": 0.99, "ppo.norm_reward": False,
+        "total_steps": 300_000, "checkpoint_every": 20, "eval.every": 10, "eval.episodes": 32,
+        "eval.final_episodes": 100, "eval.bound": False, "perf.micro_batch": 0,
+    },
+    # CleanRL's ppo_atari_envpool.py: 8 envs x 128, 4 epochs x 4 minibatches, clip 0.1, Nature CNN, 10M steps.
+    "atari": {
+        "env.game": "Breakout-v5", "env.num_levels": 0, "env.num_envs": 8, "ppo.num_steps": 128,
+        "ppo.num_minibatches": 4, "ppo.epochs": 4, "ppo.lr": 2.5e-4, "ppo.anneal_lr": True, "ppo.gamma": 0.99,
+        "ppo.clip_coef": 0.1, "ppo.norm_reward": False, "net.hidden": 512, "total_steps": 10_000_000,
+        "eval.bound": False,
+    },
 }
 
 PEER_TARGETS = ("each", "mean", "best")
+VECTORIZATIONS = ("sync", "async")
 LEVEL_SPLITS = ("shared", "disjoint")
 AMP_MODES = ("none", "bf16")
 
@@ -298,6 +339,7 @@ def validate(cfg: Config) -> None:
     from mdpo.distill import DISTILL_LOSSES
     from mdpo.envs import check_env_config
     from mdpo.losses import POLICY_LOSSES
+    from mdpo.nets import ENCODERS
 
     check_ranges(cfg)
     check_env_config(cfg.env)
@@ -320,6 +362,8 @@ def validate(cfg: Config) -> None:
                "cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
                "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
                "perf.amp": (cfg.perf.amp, AMP_MODES),
+               "env.vectorization": (cfg.env.vectorization, VECTORIZATIONS),
+               "net.encoder": (cfg.net.encoder, ("auto", *ENCODERS)),
                "drac.augment": (cfg.drac.augment, tuple(AUGMENTATIONS))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:

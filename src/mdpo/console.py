@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from mdpo.envs import family_of
+from mdpo.nets import choose_encoder
+
 if TYPE_CHECKING:
     from mdpo.train import Trainer
 
@@ -15,8 +18,14 @@ def describe(t: Trainer) -> list[str]:
     c = t.cfg
     k = c.cohort.num_agents
     agents = "1 agent" if k == 1 else f"{k} agents, {c.cohort.distill} distillation, alpha {c.cohort.alpha:g}"
+    family = family_of(c.env)
     levels = "the full level distribution" if c.env.num_levels == 0 else f"{c.env.num_levels} training levels"
-    game = c.env.game if c.env.game == "coins" else f"{c.env.game} {c.env.mode}, {levels}"
+    if family == "gymnasium" and c.env.num_levels:
+        levels = f"{c.env.num_levels} training seeds from {c.env.start_level}"
+    game = {"procgen": f"{c.env.game} {c.env.mode}, {levels}", "gymnasium": f"{c.env.game}, {levels}"}.get(
+        family, c.env.game)
+    game += f" ({t.obs_kind} observations {tuple(t.spec['obs_shape'])}, {choose_encoder(t.obs_kind, c.net.encoder)} "
+    game += "encoder)"
     steps = t.num_updates * t.batch_steps
     rounded = f" (total_steps {c.total_steps:,} rounded up to whole updates)" if steps != c.total_steps else ""
     every = f"every {c.eval.every} updates ({c.eval.episodes} episodes per split) and " if c.eval.every else ""
@@ -27,7 +36,7 @@ def describe(t: Trainer) -> list[str]:
              f"run folder: {t.run_dir}"]
     if t.update_idx:
         lines.append(f"resuming at update {t.update_idx:,} ({t.global_step:,} steps per agent) with "
-                     "fresh environments (envpool's state is not saved)")
+                     "fresh environments (an env's state is not saved)")
     return lines
 
 

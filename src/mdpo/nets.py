@@ -1,9 +1,20 @@
-"""IMPALA-CNN actor-critic (Espeholt et al. 2018), as used by Cobbe et al. 2020 and the paper."""
+"""Actor-critics: an encoder from ``ENCODERS`` (chosen by the observation unless named) and two heads.
+
+- ``impala``: the IMPALA-CNN (Espeholt et al. 2018) of Cobbe et al. 2020 and the paper; Procgen frames.
+- ``nature``: the Nature-DQN CNN (Mnih et al. 2015); Atari's stacked 84x84 frames.
+- ``grid``: one 3x3 convolution (MinAtar's network); small symbolic grids (MinAtar, MiniGrid).
+- ``mlp``: two tanh layers; vector observations (CartPole).
+
+Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid and mlp take the values as they are
+(MinAtar's 0/1 channels, MiniGrid's object codes, CartPole's floats).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from mdpo.errors import MdpoError
 
 
 class ResidualBlock(nn.Module):
@@ -33,7 +44,7 @@ class ConvStage(nn.Module):
 class ImpalaEncoder(nn.Module):
     """uint8 frames (N, C, H, W) -> features (N, hidden). Widths 16/32/32 times ``width``."""
 
-    def __init__(self, obs_shape: tuple[int, int, int], width: int = 1, hidden: int = 256):
+    def __init__(self, obs_shape: tuple[int, ...], width: int = 1, hidden: int = 256):
         super().__init__()
         channels, height, wide = obs_shape
         stages = []
@@ -51,18 +62,81 @@ class ImpalaEncoder(nn.Module):
         return torch.relu(self.fc(torch.relu(x.flatten(1))))
 
 
+class ConvEncoder(nn.Module):
+    """A plain conv stack -> flatten -> dense layer with ReLUs; ``convs`` are (channels, kernel, stride)
+    with channels times ``width``; input values are multiplied by ``scale``."""
+
+    def __init__(self, obs_shape: tuple[int, ...], convs: tuple, width: int, hidden: int, scale: float):
+        super().__init__()
+        channels, height, wide = obs_shape
+        layers: list[nn.Module] = []
+        for out, kernel, stride in convs:
+            layers += [nn.Conv2d(channels, out * width, kernel, stride), nn.ReLU()]
+            channels = out * width
+            height, wide = (height - kernel) // stride + 1, (wide - kernel) // stride + 1
+        if height < 1 or wide < 1:
+            raise MdpoError(f"observations of shape {tuple(obs_shape)} are too small for this encoder")
+        self.stages = nn.Sequential(*layers)
+        self.fc = nn.Linear(channels * height * wide, hidden)
+        self.scale = scale
+        self.channels_last = False
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            obs = obs.contiguous(memory_format=torch.channels_last)
+        x = self.stages(obs.float() * self.scale)
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+def nature_encoder(obs_shape: tuple[int, ...], width: int = 1, hidden: int = 512) -> ConvEncoder:
+    return ConvEncoder(obs_shape, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), width, hidden, 1 / 255)
+
+
+def grid_encoder(obs_shape: tuple[int, ...], width: int = 1, hidden: int = 256) -> ConvEncoder:
+    """MinAtar's network (Young & Tian 2019): one 3x3 convolution of 16 channels, then the dense layer."""
+    return ConvEncoder(obs_shape, ((16, 3, 1),), width, hidden, 1.0)
+
+
+class MlpEncoder(nn.Module):
+    """Vector observations (N, D) -> two tanh layers of ``hidden * width`` units (orthogonal, gain sqrt 2)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], width: int = 1, hidden: int = 64):
+        super().__init__()
+        (size,) = obs_shape
+        units = hidden * width
+        self.fc0 = _orthogonal(nn.Linear(size, units), 2**0.5)
+        self.fc1 = _orthogonal(nn.Linear(units, hidden), 2**0.5)
+        self.channels_last = False  # no images: the layout flag changes nothing
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc1(torch.tanh(self.fc0(obs.float()))))
+
+
 def _orthogonal(layer: nn.Linear, std: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, std)
     nn.init.zeros_(layer.bias)
     return layer
 
 
+# name -> builder(obs_shape, width, hidden) of a module mapping observations (N, *obs_shape) to (N, hidden)
+ENCODERS = {"impala": ImpalaEncoder, "nature": nature_encoder, "grid": grid_encoder, "mlp": MlpEncoder}
+ENCODER_FOR_KIND = {"rgb": "impala", "pixels": "nature", "grid": "grid", "vector": "mlp"}  # net.encoder=auto
+
+
+def choose_encoder(obs_kind: str, name: str = "auto") -> str:
+    """``name``, or for ``auto`` the encoder for this kind of observation (see ``mdpo.envs.base.OBS_KINDS``)."""
+    return ENCODER_FOR_KIND[obs_kind] if name == "auto" else name
+
+
 class ActorCritic(nn.Module):
     """Shared encoder, linear policy head (orthogonal, std 0.01) and value head (std 1)."""
 
-    def __init__(self, obs_shape: tuple[int, int, int], num_actions: int, width: int = 1, hidden: int = 256):
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, width: int = 1, hidden: int = 256,
+                 encoder: str = "impala"):
         super().__init__()
-        self.encoder = ImpalaEncoder(obs_shape, width, hidden)
+        if (encoder == "mlp") != (len(obs_shape) == 1) or len(obs_shape) not in (1, 3):
+            raise MdpoError(f"net.encoder={encoder} does not take observations of shape {tuple(obs_shape)}")
+        self.encoder = ENCODERS[encoder](obs_shape, width, hidden)
         self.actor = _orthogonal(nn.Linear(hidden, num_actions), 0.01)
         self.critic = _orthogonal(nn.Linear(hidden, 1), 1.0)
 

@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class Rollout:
-    obs: torch.Tensor  # uint8 (K, T, N, C, H, W)
+    obs: torch.Tensor  # (K, T, N, *obs_shape): uint8 images or float32 vectors
     actions: torch.Tensor  # int64 (K, T, N)
     logprobs: torch.Tensor  # float32 (K, T, N)
     values: torch.Tensor  # float32 (K, T, N)
@@ -22,12 +22,12 @@ class Rollout:
 
     @classmethod
     def allocate(cls, agents: int, steps: int, envs: int, obs_shape: tuple[int, ...],
-                 device: torch.device) -> "Rollout":
+                 device: torch.device, obs_dtype: torch.dtype = torch.uint8) -> "Rollout":
         def z(dtype: torch.dtype, *extra: int) -> torch.Tensor:
             return torch.zeros((agents, steps, envs, *extra), dtype=dtype, device=device)
 
         f32 = torch.float32
-        return cls(z(torch.uint8, *obs_shape), z(torch.int64), z(f32), z(f32), z(f32), z(torch.bool),
+        return cls(z(obs_dtype, *obs_shape), z(torch.int64), z(f32), z(f32), z(f32), z(torch.bool),
                    z(torch.bool), z(torch.bool), z(f32), z(f32))
 
     def flat(self, name: str) -> torch.Tensor:

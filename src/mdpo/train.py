@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -23,12 +24,13 @@ import torch
 from tqdm import tqdm
 
 from mdpo.analysis.frames import held_out_frames
+from mdpo.analysis.perturb import random_conv
 from mdpo.bound import bound_estimates
 from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
-from mdpo.envs import Monitor, make_env
+from mdpo.envs import Monitor, make_env, split_warning
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
@@ -101,11 +103,14 @@ class Trainer:
                          for _ in range(k)]
         self.envs: list = []
         self.start_envs()
-        obs_shape, num_actions = self.envs[0].obs_shape, self.envs[0].num_actions
+        first = self.envs[0]
+        obs_shape, num_actions, self.obs_kind = first.obs_shape, first.num_actions, first.obs_kind
         if any(e.obs_shape != obs_shape or e.num_actions != num_actions for e in self.envs):
             raise MdpoError("all agents' environments must share observation shape and action count")
-        self.spec = {"obs_shape": list(obs_shape), "num_actions": num_actions}
-        self.agents = build_agents(cfg, obs_shape, num_actions, self.device)
+        if cfg.drac.coef and self.obs_kind != "rgb":
+            raise MdpoError(f"DrAC augments colour frames; {cfg.env.game} has {self.obs_kind} observations")
+        self.spec = {"obs_shape": list(obs_shape), "num_actions": num_actions, "obs_kind": self.obs_kind}
+        self.agents = build_agents(cfg, self.spec, self.device)
         if cfg.net.encoder_from and not state:
             self.copy_encoder(cfg.net.encoder_from, cfg.net.encoder_agent)
         if cfg.net.freeze_encoder:
@@ -115,7 +120,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
                                           fused=self.device.type == "cuda")
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
+        self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device, self.next_obs[0].dtype)
         self.stop_signal: str | None = None
         self.training = False  # inside the update loop, where the first signal finishes the update
         self.test_frames: torch.Tensor | None = None  # held-out frames for the bound's estimates
@@ -269,16 +274,19 @@ class Trainer:
         return summary, results
 
     def bound(self) -> dict[str, float]:
-        """bound/* estimates on frames of the last rollout and on a fixed set of held-out frames."""
+        """bound/* estimates on frames of the last rollout and on a fixed set of held-out frames (the
+        robustness terms need colour frames; other observations get only the peers' distance)."""
         cfg = self.cfg
         count = cfg.eval.bound_frames
-        if self.test_frames is None:
+        rgb = self.obs_kind == "rgb"
+        if self.test_frames is None and rgb:
             self.test_frames = held_out_frames(cfg.env, count, derive_seed(cfg.seed, "bound")).to(self.device)
         generator = torch.Generator(self.device).manual_seed(derive_seed(cfg.seed, "bound", self.update_idx))
-        obs = self.rollout.obs.flatten(1, 2)  # (K, T*N, C, H, W)
+        obs = self.rollout.obs.flatten(1, 2)  # (K, T*N, *obs_shape)
         pick = torch.randperm(obs.shape[1], generator=generator, device=self.device)[:count]
         with autocast(cfg.perf.amp, self.device):
-            return bound_estimates(self.agents, obs[:, pick], self.test_frames, generator)
+            return bound_estimates(self.agents, obs[:, pick], self.test_frames, generator,
+                                   random_conv if rgb else None)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -368,6 +376,9 @@ class Trainer:
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
     resolve_device(cfg.device)  # fail before a run folder exists
+    warning = split_warning(cfg.env)
+    if warning:
+        tqdm.write(f"warning: {warning}", file=sys.stderr)
     run_dir = run_dir_for(cfg)
     with run_lock(run_dir):
         start_run_dir(run_dir, cfg)

@@ -21,7 +21,7 @@ from mdpo.analysis.perturb import FAMILIES, JITTER_KEYS, PerturbSpec, perturb
 from mdpo.config import Config
 from mdpo.distill import kl
 from mdpo.errors import MdpoError
-from mdpo.runs import CHECKPOINT, load_agents, load_config, write_json
+from mdpo.runs import CHECKPOINT, load_agents, load_config, require_colour_frames, write_json
 from mdpo.runtime import derive_seed, resolve_device
 
 ROBUSTNESS = "robustness.json"
@@ -107,12 +107,14 @@ def format_table(rows: list[tuple[str, dict]], families: list[str]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
-def check_runs(run_dirs: list[str]) -> list[Path]:
-    """Every folder is a run with a checkpoint, checked before any work starts."""
+def check_runs(run_dirs: list[str], what: str) -> list[Path]:
+    """Every folder is a run with a checkpoint of an agent that sees colour frames (which ``what``,
+    the analysis, perturbs), checked before any work starts."""
     for run_dir in run_dirs:
         load_config(run_dir)
         if not (Path(run_dir) / CHECKPOINT).exists():
             raise MdpoError(f"no checkpoint in {run_dir}: the run has not saved one yet")
+        require_colour_frames(run_dir, what)
     return [Path(d) for d in run_dirs]
 
 
@@ -150,7 +152,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     probe = Probe(families, spec_from_args(args), args.frames, args.perturbations, args.seed)
     device = resolve_device(args.device)
     rows = []
-    for run_dir in tqdm(check_runs(args.run_dirs), desc="robustness", unit="run", leave=False):
+    for run_dir in tqdm(check_runs(args.run_dirs, "mdpo robustness"), desc="robustness", unit="run", leave=False):
         rows.append((run_dir.name, measure_run(run_dir, probe, device)))
         tqdm.write(f"written: {run_dir / ROBUSTNESS}")
     print(f"{args.frames} held-out frames x {args.perturbations} perturbations each (seed {args.seed});"

@@ -57,7 +57,7 @@ def cmd_tsne(args: argparse.Namespace) -> None:
         raise MdpoError("t-SNE needs at least 5 points: raise --frames or --perturbations")
     device = resolve_device(args.device)
     panels = []
-    for run_dir in tqdm(check_runs(args.run_dirs), desc="t-SNE", unit="run", leave=False):
+    for run_dir in tqdm(check_runs(args.run_dirs, "mdpo tsne"), desc="t-SNE", unit="run", leave=False):
         cfg, agents, state = load_agents(run_dir, device)
         if not 0 <= args.agent < len(agents):
             raise MdpoError(f"--agent {args.agent} but {run_dir} has {len(agents)} agent(s)")

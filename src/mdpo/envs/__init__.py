@@ -1,29 +1,122 @@
-"""Vectorized environments behind one interface (see ``base.VecEnv``).
+"""Vectorized environments behind one interface (see ``base.VecEnv``), from families of ``FAMILIES``.
 
 ``make_env`` builds a family's env for a split: ``train`` (the configured training levels) or
-``test`` (held-out levels: Procgen's full distribution).
+``test`` (held-out levels: Procgen's full distribution; for Gymnasium, seeds outside the training ones).
+A new family is one ``Family`` entry: whether it knows a game, its one-line checks, its builder.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from mdpo.config import EnvConfig
 from mdpo.envs import procgen
-from mdpo.envs.base import Step, VecEnv
+from mdpo.envs.base import OBS_KINDS, Step, VecEnv
 from mdpo.envs.monitor import Monitor, MonitoredStep
 from mdpo.errors import MdpoError
 
 SPLITS = ("train", "test")
 
 
+@dataclass(frozen=True)
+class Family:
+    knows: Callable[[str], bool]  # does the family have this game
+    check: Callable[[EnvConfig], None]  # one-line errors for settings it cannot honour
+    make: Callable[[EnvConfig, int, int, torch.device, str], VecEnv]  # (cfg, num_envs, seed, device, split)
+
+
+def _check_coins(cfg: EnvConfig) -> None:
+    if not 0.0 <= cfg.agreement <= 1.0:
+        raise MdpoError(f"env.agreement must lie in [0, 1], got {cfg.agreement}")
+
+
+def _make_coins(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, split: str) -> VecEnv:
+    from mdpo.envs import coins
+
+    return coins.make(cfg, num_envs, seed, device, split)
+
+
+def _make_procgen(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, split: str) -> VecEnv:
+    levels = (cfg.num_levels, cfg.start_level) if split == "train" else (0, 0)
+    return procgen.ProcgenEnv(cfg.game, cfg.mode, num_envs, *levels, seed=seed, device=device,
+                              num_threads=cfg.num_threads)
+
+
+def _knows_gymnasium(game: str) -> bool:
+    from mdpo.envs import gym
+
+    return gym.knows(game)
+
+
+def _check_gymnasium(cfg: EnvConfig) -> None:
+    from mdpo.envs import gym
+
+    gym.spec_of(cfg.game)
+
+
+def _make_gymnasium(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, split: str) -> VecEnv:
+    from mdpo.envs import gym
+    from mdpo.envs.levels import SeedSplit
+
+    seeds = SeedSplit(cfg.start_level, cfg.num_levels, split) if cfg.num_levels else None
+    return gym.GymnasiumEnv(cfg.game, num_envs, seed, device, cfg.vectorization, seeds)
+
+
+def _knows_envpool(game: str) -> bool:
+    from mdpo.envs import envpool_tasks
+
+    return envpool_tasks.knows(game)
+
+
+def _check_envpool(cfg: EnvConfig) -> None:
+    from mdpo.envs import envpool_tasks
+
+    envpool_tasks.spec_of(cfg.game)
+    if cfg.num_levels:
+        raise MdpoError(f"envpool task {cfg.game} cannot reseed its resets, so it has no train/test level split: "
+                        "use --env.num_levels 0")
+
+
+def _make_envpool(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, split: str) -> VecEnv:
+    from mdpo.envs import envpool_tasks
+
+    return envpool_tasks.EnvpoolEnv(cfg.game, num_envs, seed, device, cfg.num_threads)
+
+
+def _check_procgen(cfg: EnvConfig) -> None:
+    procgen.check(cfg.game, cfg.mode)
+
+
+# In the order ``env.family=auto`` asks them whether they know a game.
+FAMILIES: dict[str, Family] = {
+    "procgen": Family(lambda game: game in procgen.GAMES, _check_procgen, _make_procgen),
+    "coins": Family(lambda game: game == "coins", _check_coins, _make_coins),
+    "gymnasium": Family(_knows_gymnasium, _check_gymnasium, _make_gymnasium),
+    "envpool": Family(_knows_envpool, _check_envpool, _make_envpool),
+}
+
+
+def family_of(cfg: EnvConfig) -> str:
+    """The family ``cfg.game`` comes from: ``cfg.family``, or the first family that knows the game."""
+    if cfg.family != "auto":
+        if cfg.family not in FAMILIES:
+            raise MdpoError(f"unknown env.family {cfg.family!r}; choose from auto, {', '.join(FAMILIES)}")
+        if not FAMILIES[cfg.family].knows(cfg.game):
+            raise MdpoError(f"{cfg.family} has no game {cfg.game!r}")
+        return cfg.family
+    for name, family in FAMILIES.items():
+        if family.knows(cfg.game):
+            return name
+    raise MdpoError(f"unknown game {cfg.game!r}: not a Procgen game ({', '.join(procgen.GAMES)}), coins, "
+                    "a Gymnasium id or an envpool task")
+
+
 def check_env_config(cfg: EnvConfig) -> None:
     """One-line errors for bad env settings, before anything is built."""
-    if cfg.game == "coins":
-        if not 0.0 <= cfg.agreement <= 1.0:
-            raise MdpoError(f"env.agreement must lie in [0, 1], got {cfg.agreement}")
-    else:
-        procgen.check(cfg.game, cfg.mode)
+    FAMILIES[family_of(cfg)].check(cfg)
     if cfg.num_levels < 0 or cfg.start_level < 0:
         raise MdpoError("env.num_levels and env.start_level must be >= 0")
 
@@ -32,13 +125,7 @@ def make_env(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, spl
     if split not in SPLITS:
         raise MdpoError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     check_env_config(cfg)
-    if cfg.game == "coins":
-        from mdpo.envs import coins
-
-        return coins.make(cfg, num_envs, seed, device, split)
-    levels = (cfg.num_levels, cfg.start_level) if split == "train" else (0, 0)
-    return procgen.ProcgenEnv(cfg.game, cfg.mode, num_envs, *levels, seed=seed, device=device,
-                              num_threads=cfg.num_threads)
+    return FAMILIES[family_of(cfg)].make(cfg, num_envs, seed, device, split)
 
 
 def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
@@ -46,4 +133,24 @@ def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
     return procgen.SCORE_RANGES.get(cfg.mode, {}).get(cfg.game)
 
 
-__all__ = ["Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "make_env", "score_range"]
+def split_warning(cfg: EnvConfig) -> str | None:
+    """A warning when the test split's levels repeat training levels (where levels can be hashed)."""
+    if family_of(cfg) != "gymnasium" or not cfg.num_levels:
+        return None
+    from mdpo.envs import gym
+    from mdpo.envs.levels import split_overlap
+
+    env = gym.single_env(cfg.game)
+    try:
+        overlap = split_overlap(env, cfg.start_level, cfg.num_levels)
+    finally:
+        env.close()
+    if overlap is None or overlap[2] == 0:
+        return None
+    hashed, distinct, share = overlap
+    return (f"{cfg.game}: {hashed} training seeds give {distinct} distinct layouts and {share:.0%} of test layouts "
+            "also occur in training, so test returns partly measure training levels")
+
+
+__all__ = ["FAMILIES", "OBS_KINDS", "Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "family_of",
+           "make_env", "score_range", "split_warning"]

@@ -4,32 +4,85 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+import numpy as np
 import torch
+
+# What an observation is, which decides the encoder (``mdpo.nets.ENCODER_FOR_KIND``) and which analyses apply:
+#   rgb     uint8 (3, H, W) colour frames (Procgen, the coins toy): perturbations and DrAC apply
+#   pixels  other uint8 frames, e.g. Atari's stack of 4 grey 84x84 frames
+#   grid    small symbolic images: MinAtar's 0/1 channels, MiniGrid's object codes (uint8)
+#   vector  float32 (D,) (CartPole)
+OBS_KINDS = ("rgb", "pixels", "grid", "vector")
+SMALL_GRID = 16  # images up to this height and width hold symbols, not pixels
 
 
 class Step(NamedTuple):
     """One vectorized step; all tensors live on the training device.
 
-    ``valid`` is False on steps that are not transitions: envpool's auto-reset step (the step
-    after ``done``: action ignored, reward 0, first frame of the next level). Such steps are
-    masked out of losses, GAE and episode statistics.
+    ``valid`` is False on steps that are not transitions: the auto-reset step of envpool and of
+    Gymnasium's default (next-step) autoreset, the step after ``done``: action ignored, reward 0,
+    first frame of the next level. Such steps are masked out of losses, GAE and episode statistics.
+    ``score`` and ``game_over`` are what episode statistics count where they differ from what the
+    learner sees (Atari's clipped rewards and life losses); None means ``reward`` and ``done``.
     """
 
-    obs: torch.Tensor  # uint8 (N, C, H, W): observation after the step
+    obs: torch.Tensor  # (N, *obs_shape): observation after the step
     reward: torch.Tensor  # float32 (N,)
     done: torch.Tensor  # bool (N,): the episode ended with this transition
     valid: torch.Tensor  # bool (N,): a real transition
+    score: torch.Tensor | None = None  # float32 (N,): the game's own reward
+    game_over: torch.Tensor | None = None  # bool (N,): the game (not just a life) ended
 
 
 class VecEnv(Protocol):
     num_envs: int
     num_actions: int
-    obs_shape: tuple[int, int, int]
+    obs_shape: tuple[int, ...]  # (C, H, W) images or (D,) vectors
+    obs_kind: str  # one of OBS_KINDS
 
     def reset(self) -> torch.Tensor:
-        """Start every env; returns the first observations, uint8 (N, C, H, W)."""
+        """Start every env; returns the first observations (N, *obs_shape)."""
 
     def step(self, actions: torch.Tensor) -> Step:
         """Apply one action per env (int64 (N,) on any device)."""
 
     def close(self) -> None: ...
+
+
+def obs_kind(shape: tuple[int, ...], dtype: np.dtype) -> str:
+    """The kind of a (C, H, W) or (D,) observation of ``dtype`` (see ``OBS_KINDS``)."""
+    if len(shape) == 1:
+        return "vector"
+    if max(shape[1:]) <= SMALL_GRID or np.dtype(dtype) == np.bool_:
+        return "grid"
+    return "rgb" if shape[0] == 3 else "pixels"
+
+
+def obs_tensor(array: np.ndarray, device: torch.device, channels_first: bool = True) -> torch.Tensor:
+    """A batch of observations as the rollout stores them: images uint8 (N, C, H, W) (bool as 0/1,
+    ``channels_first=False`` for HWC input), vectors float32 (N, D)."""
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        array = array.view(np.uint8)
+    elif array.dtype != np.uint8:
+        array = array.astype(np.float32, copy=False)
+    x = torch.from_numpy(array)
+    if x.ndim == 4 and not channels_first:
+        x = x.permute(0, 3, 1, 2)
+    return x.to(device, non_blocking=True).contiguous()
+
+
+class NextStepResets:
+    """Validity under next-step autoreset (envpool's, and Gymnasium's default): the step after a
+    ``done`` only resets that env (its action is ignored), so it is not a transition."""
+
+    def __init__(self, num_envs: int):
+        self.resetting = np.zeros(num_envs, dtype=bool)
+
+    def start(self) -> None:
+        self.resetting[:] = False
+
+    def valid(self, done: np.ndarray) -> np.ndarray:
+        valid = ~self.resetting
+        self.resetting = np.asarray(done, dtype=bool).copy()
+        return valid

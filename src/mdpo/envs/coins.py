@@ -61,6 +61,7 @@ class CoinsEnv:
 
     num_actions = 3
     obs_shape = (3, HEIGHT, WIDTH)
+    obs_kind = "rgb"
 
     def __init__(self, num_envs: int, agreement: float, seed: int, device: torch.device):
         self.num_envs, self.agreement, self.device = num_envs, agreement, device

@@ -69,7 +69,7 @@ class Monitor:
     def step(self, actions: torch.Tensor) -> MonitoredStep:
         s: Step = self.env.step(actions)
         valid_f = s.valid.float()
-        self._raw_return += s.reward * valid_f
+        self._raw_return += (s.reward if s.score is None else s.score) * valid_f
         self._length += valid_f
         reward = s.reward
         if self.normalize:
@@ -77,12 +77,12 @@ class Monitor:
             self.return_rms.update(self._discounted, s.valid)
             reward = (s.reward.double() / torch.sqrt(self.return_rms.var + 1e-8)).float()
             reward = reward.clamp(-self.clip, self.clip)
-        end = s.done & s.valid
+        end = (s.done if s.game_over is None else s.game_over) & s.valid
         out = MonitoredStep(s.obs, reward, s.done, s.valid, end,
                             torch.where(end, self._raw_return, 0.0), torch.where(end, self._length, 0.0))
         keep = (~end).float()
         self._raw_return, self._length = self._raw_return * keep, self._length * keep
-        self._discounted = self._discounted * keep.double()
+        self._discounted = self._discounted * (~(s.done & s.valid)).double()
         return out
 
     def state_dict(self) -> dict:

@@ -70,6 +70,7 @@ class ProcgenEnv:
 
     num_actions = 15
     obs_shape = (3, 64, 64)
+    obs_kind = "rgb"
 
     def __init__(self, game: str, mode: str, num_envs: int, num_levels: int, start_level: int,
                  seed: int, device: torch.device, num_threads: int = 0):

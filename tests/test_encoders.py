@@ -1,0 +1,59 @@
+"""Encoders chosen by the observation, each one registry entry, and run grouped exactly as alone."""
+
+import pytest
+import torch
+from torch import nn
+
+from mdpo.cohort import CohortPolicy
+from mdpo.config import resolve
+from mdpo.envs.base import obs_kind
+from mdpo.nets import ActorCritic, choose_encoder
+from mdpo.runs import build_agents
+
+CASES = {  # encoder: (observation shape, dtype)
+    "impala": ((3, 16, 16), torch.uint8),
+    "nature": ((4, 84, 84), torch.uint8),
+    "grid": ((4, 10, 10), torch.uint8),
+    "mlp": ((4,), torch.float32),
+}
+
+
+def test_auto_encoder_follows_the_observation():
+    assert {choose_encoder(obs_kind((3, 64, 64), "uint8")), choose_encoder(obs_kind((4, 84, 84), "uint8")),
+            choose_encoder(obs_kind((4, 10, 10), "bool")), choose_encoder(obs_kind((3, 7, 7), "uint8")),
+            choose_encoder(obs_kind((4,), "float32"))} == {"impala", "nature", "grid", "mlp"}
+    assert choose_encoder(obs_kind((3, 7, 7), "uint8")) == "grid"  # MiniGrid's codes are not pixels
+    assert choose_encoder("vector", "mlp") == choose_encoder("rgb", "mlp") == "mlp"  # a named encoder wins
+
+
+def _obs(shape, dtype, batch=6):
+    generator = torch.Generator().manual_seed(1)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, (batch, *shape), generator=generator, dtype=torch.uint8)
+    return torch.randn(batch, *shape, generator=generator)
+
+
+@pytest.mark.parametrize("encoder", CASES)
+def test_grouped_inference_matches_each_agent(encoder):
+    shape, dtype = CASES[encoder]
+    torch.manual_seed(0)
+    agents = nn.ModuleList(ActorCritic(shape, 5, hidden=32, encoder=encoder) for _ in range(2))
+    obs = torch.stack([_obs(shape, dtype), _obs(shape, dtype).flip(0)])
+    logits, values = CohortPolicy(agents)(obs)
+    with torch.no_grad():
+        for i, agent in enumerate(agents):
+            own_logits, own_values = agent(obs[i])
+            assert torch.allclose(logits[i], own_logits, atol=1e-5) and torch.allclose(values[i], own_values, atol=1e-5)
+
+
+def test_an_encoder_that_does_not_fit_the_observation_is_a_one_line_error():
+    with pytest.raises(Exception, match="net.encoder=mlp does not take observations of shape"):
+        ActorCritic((3, 16, 16), 5, encoder="mlp")
+
+
+def test_build_agents_reads_the_kind_from_the_spec():
+    cfg = resolve("cartpole", "mdpo")
+    agents = build_agents(cfg, {"obs_shape": [4], "num_actions": 2, "obs_kind": "vector"}, torch.device("cpu"))
+    assert type(agents[0].encoder).__name__ == "MlpEncoder" and len(agents) == 2
+    old = build_agents(resolve("smoke"), {"obs_shape": [3, 64, 64], "num_actions": 15}, torch.device("cpu"))
+    assert type(old[0].encoder).__name__ == "ImpalaEncoder"  # checkpoints saved before kinds: Procgen frames
