@@ -1,5 +1,5 @@
 """The edges of a run: resume overrides, finished runs, non-finite values, full disks, half-written
-metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts."""
+metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts, run names and counts."""
 
 import json
 import math
@@ -254,3 +254,14 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line(long_training):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("mdpo: interrupted at update") and "is kept" in err
     assert load_checkpoint(run_dir)["update"] >= 1
+
+
+# ---- 10: names and counts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "."])
+def test_a_run_name_is_one_folder_inside_out_dir(capsys, tmp_path, name):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "coins", "--out_dir", str(tmp_path / "out"),
+                               "--run_name", name])
+    assert f"run_name {name!r} must be one folder name inside out_dir (no '/', not '.' or '..')" in err
+    assert not any(tmp_path.iterdir())

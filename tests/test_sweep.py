@@ -68,6 +68,14 @@ def test_trial_names_come_from_the_grid_point(tmp_path):
     assert trials[0].config.cohort.num_agents == 2 and trials[0].config.env.num_envs == 4  # algo, preset
 
 
+def test_trial_names_stay_inside_the_sweep_folder(tmp_path):
+    data = {"preset": "smoke", "grid": {"wandb.project": ["../up", "a/b", ".."]}}
+    trials = expand(build_spec(data, tmp_path / "sweep"))
+    assert [t.name for t in trials] == ["bigfish-ppo-s1-project.._up", "bigfish-ppo-s1-projecta_b",
+                                        "bigfish-ppo-s1-project.."]
+    assert all(t.run_dir.parent == tmp_path.resolve() / "sweep" for t in trials)
+
+
 def test_a_folder_with_another_config_is_refused(capsys, tmp_path):
     spec = build_spec({"preset": "smoke", "grid": {"env.game": ["coinrun"]}}, tmp_path)
     cfg = expand(spec)[0].config
