@@ -265,3 +265,10 @@ def test_a_run_name_is_one_folder_inside_out_dir(capsys, tmp_path, name):
                                "--run_name", name])
     assert f"run_name {name!r} must be one folder name inside out_dir (no '/', not '.' or '..')" in err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("episodes", ["-3", "0"])
+def test_eval_needs_at_least_one_episode(capsys, half_run, episodes):
+    err = _error_line(capsys, ["eval", str(half_run), "--episodes", episodes])
+    assert err == f"mdpo: error: --episodes must be at least 1, got {episodes}"
+    assert not (half_run / "reeval.json").exists()
