@@ -1,5 +1,6 @@
 """The edges of a run: resume overrides, finished runs, non-finite values, full disks, half-written
-metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts, run names and counts."""
+metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts, run names and counts,
+sizes that cannot fit in memory."""
 
 import json
 import math
@@ -12,9 +13,13 @@ import time
 import pytest
 import torch
 
+from mdpo import memory
 from mdpo.cli import main
+from mdpo.config import resolve
 from mdpo.errors import MdpoError
 from mdpo.logger import Logger, read_metrics
+from mdpo.memory import check_fits, rollout_bytes
+from mdpo.rollout import Rollout
 from mdpo.runs import CHECKPOINT, CONFIG, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
 from mdpo.train import resume, train
 
@@ -272,3 +277,62 @@ def test_eval_needs_at_least_one_episode(capsys, half_run, episodes):
     err = _error_line(capsys, ["eval", str(half_run), "--episodes", episodes])
     assert err == f"mdpo: error: --episodes must be at least 1, got {episodes}"
     assert not (half_run / "reeval.json").exists()
+
+
+# ---- 11: sizes that cannot fit --------------------------------------------------------------------
+
+FREE = 20_300_000_000  # what the tests below pretend the host has free
+
+
+@pytest.fixture
+def host_free(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: FREE)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--preset", "paper", "--env.num_envs", "200000"],
+     "the rollout needs 630.7 GB (env.num_envs=200,000 x ppo.num_steps=256 x 1 agent x 12,319 B per step) and the "
+     "environments need 300.3 GB (1 agent x (env.num_envs=200,000 + 2 x eval.final_episodes=100) envs x about 1.5 MB), "
+     "but 20.3 GB are available; lower env.num_envs, ppo.num_steps or eval.final_episodes"),
+    (["--ppo.num_steps", "100000000"],
+     "the rollout needs 4,927.6 GB (env.num_envs=4 x ppo.num_steps=100,000,000 x 1 agent x 12,319 B per step), but "
+     "20.3 GB are available; lower env.num_envs or ppo.num_steps"),
+    (["--eval.final_episodes", "10000000"],
+     "the environments need 30,000.0 GB (1 agent x (env.num_envs=4 + 2 x eval.final_episodes=10,000,000) envs x "
+     "about 1.5 MB), but 20.3 GB are available; lower env.num_envs or eval.final_episodes"),
+    (["--game", "coins", "--algo", "mdpo", "--env.num_envs", "2000000"],  # the toy's envs live in the rollout's memory
+     "the rollout needs 53.1 GB (env.num_envs=2,000,000 x ppo.num_steps=32 x 2 agents x 415 B per step), but "
+     "20.3 GB are available; lower env.num_envs or ppo.num_steps"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_the_run_folder(capsys, tmp_path, host_free, flags, message):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "coinrun", "--out_dir", str(tmp_path), *flags])
+    assert err == f"mdpo: error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_resume_that_cannot_fit_changes_nothing(capsys, monkeypatch, half_run):
+    before = (half_run / CONFIG).read_text()
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128"])
+    assert "the rollout needs 0.0 GB (env.num_envs=2 x ppo.num_steps=16 x 2 agents x 415 B per step)" in err
+    assert (half_run / CONFIG).read_text() == before and not (half_run / RESUMES).exists()
+
+
+def test_on_a_gpu_the_rollout_meets_the_gpus_memory_and_the_envs_the_hosts(monkeypatch):
+    free = {"cuda": 10e9, "cpu": 1e12}
+    monkeypatch.setattr(memory, "available_bytes", lambda device: free[device.type])
+    cfg = resolve("paper", "mdpo", {"env.num_envs": 2000})
+    with pytest.raises(MdpoError, match=r"^the rollout needs 12\.6 GB \(.*\), but 10\.0 GB are available on cuda; "
+                                        r"lower env\.num_envs or ppo\.num_steps$"):
+        check_fits(cfg, torch.device("cuda"))
+    check_fits(cfg, torch.device("cpu"))  # the rollout and the envs together fit in the host's terabyte
+    free.update(cuda=20e9, cpu=5e9)
+    with pytest.raises(MdpoError, match=r"^the environments need 6\.6 GB .* available; lower env\.num_envs or eval"):
+        check_fits(cfg, torch.device("cuda"))
+
+
+def test_the_estimate_is_what_the_rollout_allocates(tiny):
+    cfg = tiny("mdpo", **COINS)
+    shape = (3, 8, 16)
+    buffer = Rollout.allocate(2, cfg.ppo.num_steps, cfg.env.num_envs, shape, torch.device("cpu"))
+    assert sum(t.nbytes for t in vars(buffer).values()) == rollout_bytes(cfg, shape, 1)

@@ -32,6 +32,7 @@ from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
+from mdpo.memory import check_fits
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
@@ -84,7 +85,7 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True,
                  verbose: bool = False):
         self.cfg, self.run_dir, self.progress, self.verbose = cfg, Path(run_dir), progress, verbose
-        self.device = resolve_device(cfg.device)
+        self.device = checked_device(cfg)
         configure_backends(cfg.perf.tf32)
         if self.device.type == "cpu":
             configure_cpu_allocator(cfg.perf.cpu_heap)
@@ -365,9 +366,16 @@ class Trainer:
                 signal.signal(s, h)
 
 
+def checked_device(cfg: Config) -> torch.device:
+    """The run's device, once it is sure that the run's rollout and envs fit in memory."""
+    device = resolve_device(cfg.device)
+    check_fits(cfg, device)
+    return device
+
+
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
-    resolve_device(cfg.device)  # fail before a run folder exists
+    checked_device(cfg)  # fail before a run folder exists
     run_dir = run_dir_for(cfg)
     with run_lock(run_dir):
         start_run_dir(run_dir, cfg)
@@ -382,7 +390,7 @@ def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = 
     cfg = load_config(run_dir)
     with run_lock(run_dir):
         changes = apply_resume_overrides(cfg, overrides or {})
-        state = load_checkpoint(run_dir, resolve_device(cfg.device))
+        state = load_checkpoint(run_dir, checked_device(cfg))  # fail before the run folder changes
         finished = run_dir / EVAL
         if state["update"] >= num_updates(cfg) and finished.exists():
             raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "

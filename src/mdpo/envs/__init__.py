@@ -41,9 +41,25 @@ def make_env(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, spl
                               num_threads=cfg.num_threads)
 
 
+def obs_spec(cfg: EnvConfig) -> tuple[tuple[int, ...], torch.dtype]:
+    """The shape and dtype of one observation of ``cfg``'s envs, known before any env is built."""
+    if cfg.game == "coins":
+        from mdpo.envs.coins import CoinsEnv
+
+        return CoinsEnv.obs_shape, torch.uint8
+    return procgen.ProcgenEnv.obs_shape, torch.uint8
+
+
+def host_bytes_per_env(cfg: EnvConfig) -> int:
+    """About how much host memory one of ``cfg``'s envs holds (the toy's envs are a few bytes of
+    tensors on the training device: 0)."""
+    return 0 if cfg.game == "coins" else procgen.ENV_BYTES
+
+
 def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
     """(R_min, R_max) for min-max normalised scores, or None where none is defined."""
     return procgen.SCORE_RANGES.get(cfg.mode, {}).get(cfg.game)
 
 
-__all__ = ["Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "make_env", "score_range"]
+__all__ = ["Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "host_bytes_per_env", "make_env",
+           "obs_spec", "score_range"]
