@@ -1,27 +1,32 @@
 """The edges of a run: resume overrides, finished runs, non-finite values, full disks, half-written
-metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts, run names and counts,
-sizes that cannot fit in memory."""
+metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts (of a run
+and of the worker processes of a demo), run names and counts, sizes that cannot fit in memory."""
 
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from processes import alive, descendants
 
 from mdpo import memory
 from mdpo.cli import main
 from mdpo.config import resolve
+from mdpo.demo import RESULTS
 from mdpo.errors import MdpoError
 from mdpo.logger import Logger, read_metrics
 from mdpo.memory import check_fits, rollout_bytes
 from mdpo.rollout import Rollout
-from mdpo.runs import CHECKPOINT, CONFIG, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
+from mdpo.runs import CHECKPOINT, CONFIG, EVAL, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
 from mdpo.train import resume, train
+from mdpo.workers import run_tasks
 
 
 def _error_line(capsys, argv, code=2):
@@ -259,6 +264,66 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line(long_training):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("mdpo: interrupted at update") and "is kept" in err
     assert load_checkpoint(run_dir)["update"] >= 1
+
+
+def _demo_stopped_by(tmp_path, sig, kill_group=False):
+    """A 2-seed demo, 2 trainings at a time, sent ``sig`` once the first has finished; returns the
+    process, its output, the results written before the signal and the trainings then running."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "mdpo.cli", "demo", "--seeds", "2", "--steps", "2048", "--jobs", "2",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / RESULTS).exists() or not (out / RESULTS).read_text().endswith("\n"):
+        assert time.time() < deadline and proc.poll() is None, "the demo ended, or took too long, before a result"
+        time.sleep(0.1)
+    before = (out / RESULTS).read_text()
+    running = [run for run in out.iterdir() if (run / METRICS).exists() and not (run / EVAL).exists()]
+    processes = descendants(proc.pid) | {proc.pid}
+    signalled = time.time()
+    if kill_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)  # until the workers, which share its output pipes, are gone too
+    assert time.time() - signalled < 30  # a training's update, a checkpoint: seconds
+    deadline = time.time() + 5
+    while any(alive(pid) for pid in processes) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in processes if alive(pid)]  # workers included: no orphans
+    return proc, err, out, before, running
+
+
+@pytest.mark.parametrize("sig, kill_group", [
+    (signal.SIGTERM, False),
+    pytest.param(signal.SIGINT, True, marks=pytest.mark.slow),  # Ctrl-C at the terminal: the whole group
+    pytest.param(signal.SIGKILL, False, marks=pytest.mark.slow),  # the parent dies: the kernel stops its workers
+])
+def test_a_stopped_demo_stops_its_workers_and_keeps_what_they_did(tmp_path, sig, kill_group):
+    proc, err, out, before, running = _demo_stopped_by(tmp_path, sig, kill_group)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines() == [f"mdpo: {sig.name}: 1 of 4 trainings finished, their numbers are in "
+                                            f"{out / RESULTS}; the stopped ones kept their checkpoints"]
+    kept = (out / RESULTS).read_text()
+    assert kept == before and len(kept.splitlines()) == 1  # the finished seed's numbers
+    (finished,) = [json.loads(line) for line in kept.splitlines()]
+    assert (Path(finished["run_dir"]) / EVAL).exists()
+    assert running  # each training stopped mid-way finished its update and wrote its checkpoint
+    for run in running:
+        assert load_checkpoint(run)["update"] >= 1 and not (run / EVAL).exists()
+    assert not (out / "demo.json").exists()
+
+
+@pytest.mark.parametrize("fn, task, message", [
+    (resolve, ("nope",), "unknown preset 'nope'"),
+    (os._exit, (3,), "a worker process died (exit code 3)"),
+])
+def test_a_failed_task_is_raised_in_the_parent_as_one_line(fn, task, message):
+    results = []
+    with pytest.raises(MdpoError, match=re.escape(message)):
+        run_tasks(fn, [task], 1, results.append)
+    assert results == []
 
 
 # ---- 10: names and counts -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive, descendants
 
 from mdpo.cli import main
 from mdpo.runs import run_dir_for, start_run_dir
@@ -139,34 +140,6 @@ def test_smoke_sweep_writes_run_folders_and_report(tmp_path):
     assert {name: _snapshot(out / name) for name in SMOKE_TRIALS} == before
 
 
-def _children():
-    """{pid: [child pids]} of every process on this machine."""
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return tree
-
-
-def _descendants(pid):
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _checkpoint_update(run_dir):
     import torch
 
@@ -204,7 +177,7 @@ def test_dead_trial_retries_and_killed_sweep_resumes(tmp_path):
             elif victim and mid and "done" in states.values():
                 if f"{victim}: running from its checkpoint" in log.read_text():
                     break
-        procs = _descendants(sweep.pid) | {sweep.pid}
+        procs = descendants(sweep.pid) | {sweep.pid}
         os.killpg(sweep.pid, signal.SIGKILL)
         for pid in procs:  # Ray's workers run in sessions of their own
             try:
@@ -212,7 +185,7 @@ def test_dead_trial_retries_and_killed_sweep_resumes(tmp_path):
             except ProcessLookupError:
                 pass
         sweep.wait()
-        while any(_alive(pid) for pid in procs):
+        while any(alive(pid) for pid in procs):
             time.sleep(0.1)
     finally:
         if sweep.poll() is None:

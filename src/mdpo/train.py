@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -54,6 +52,7 @@ from mdpo.runtime import (
     configure_backends,
     configure_cpu_allocator,
     derive_seed,
+    on_stop_signals,
     resolve_device,
     sample_actions,
 )
@@ -345,12 +344,8 @@ class Trainer:
         if self.verbose:
             tqdm.write(line)
 
-    @contextmanager
     def stop_on_signals(self):
         """The first SIGINT/SIGTERM asks for a clean stop; a second one interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
 
         def handler(signum, frame):
             if self.stop_signal or not self.training:
@@ -358,12 +353,7 @@ class Trainer:
             self.stop_signal = signal.Signals(signum).name
             tqdm.write(f"{self.stop_signal}: finishing this update, then writing a checkpoint")
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        return on_stop_signals(handler)
 
 
 def checked_device(cfg: Config) -> torch.device:
