@@ -140,6 +140,39 @@ def test_smoke_sweep_writes_run_folders_and_report(tmp_path):
     assert {name: _snapshot(out / name) for name in SMOKE_TRIALS} == before
 
 
+def _wait_for(condition, proc, log, seconds=300):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_and_its_ray(tmp_path):
+    """SIGTERM (a scheduler, `timeout`) ends a sweep as Ctrl-C does: one line, its local Ray shut down,
+    every trial's last checkpoint kept for the next run of the same command."""
+    pytest.importorskip("ray.tune")
+    out, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    with open(log, "w") as f:
+        sweep = subprocess.Popen([*_sweep_command(out), "--checkpoint_every", "1"], stdout=f, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: any(_checkpoint_update(out / name) for name in SMOKE_TRIALS), sweep, log)
+        procs = descendants(sweep.pid)
+        sweep.send_signal(signal.SIGTERM)
+        err = sweep.communicate(timeout=120)[1]
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 2 and err.strip().splitlines()[-1].startswith("mdpo: error: the sweep stopped with")
+    assert "Traceback" not in err and "SIGTERM received" not in err
+    deadline = time.time() + 30
+    while any(alive(pid) for pid in procs) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in procs if alive(pid)]
+    assert any((out / name / "checkpoint.pt").exists() for name in SMOKE_TRIALS)
+
+
 def _checkpoint_update(run_dir):
     import torch
 
