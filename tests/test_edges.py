@@ -1,22 +1,32 @@
 """The edges of a run: resume overrides, finished runs, non-finite values, full disks, half-written
-metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts."""
+metrics, two processes on one run folder, bad config files, unsafe checkpoints, interrupts (of a run
+and of the worker processes of a demo), run names and counts, sizes that cannot fit in memory."""
 
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from processes import alive, descendants
 
+from mdpo import memory
 from mdpo.cli import main
+from mdpo.config import resolve
+from mdpo.demo import RESULTS
 from mdpo.errors import MdpoError
 from mdpo.logger import Logger, read_metrics
-from mdpo.runs import CHECKPOINT, CONFIG, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
+from mdpo.memory import check_fits, rollout_bytes
+from mdpo.rollout import Rollout
+from mdpo.runs import CHECKPOINT, CONFIG, EVAL, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
 from mdpo.train import resume, train
+from mdpo.workers import run_tasks
 
 
 def _error_line(capsys, argv, code=2):
@@ -254,3 +264,140 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line(long_training):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("mdpo: interrupted at update") and "is kept" in err
     assert load_checkpoint(run_dir)["update"] >= 1
+
+
+def _demo_stopped_by(tmp_path, sig, kill_group=False):
+    """A 2-seed demo, 2 trainings at a time, sent ``sig`` once the first has finished; returns the
+    process, its output, the results written before the signal and the trainings then running."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "mdpo.cli", "demo", "--seeds", "2", "--steps", "2048", "--jobs", "2",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / RESULTS).exists() or not (out / RESULTS).read_text().endswith("\n"):
+        assert time.time() < deadline and proc.poll() is None, "the demo ended, or took too long, before a result"
+        time.sleep(0.1)
+    before = (out / RESULTS).read_text()
+    running = [run for run in out.iterdir() if (run / METRICS).exists() and not (run / EVAL).exists()]
+    processes = descendants(proc.pid) | {proc.pid}
+    signalled = time.time()
+    if kill_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)  # until the workers, which share its output pipes, are gone too
+    assert time.time() - signalled < 30  # a training's update, a checkpoint: seconds
+    deadline = time.time() + 5
+    while any(alive(pid) for pid in processes) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in processes if alive(pid)]  # workers included: no orphans
+    return proc, err, out, before, running
+
+
+@pytest.mark.parametrize("sig, kill_group", [
+    (signal.SIGTERM, False),
+    pytest.param(signal.SIGINT, True, marks=pytest.mark.slow),  # Ctrl-C at the terminal: the whole group
+    pytest.param(signal.SIGKILL, False, marks=pytest.mark.slow),  # the parent dies: the kernel stops its workers
+])
+def test_a_stopped_demo_stops_its_workers_and_keeps_what_they_did(tmp_path, sig, kill_group):
+    proc, err, out, before, running = _demo_stopped_by(tmp_path, sig, kill_group)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines() == [f"mdpo: {sig.name}: 1 of 4 trainings finished, their numbers are in "
+                                            f"{out / RESULTS}; the stopped ones kept their checkpoints"]
+    kept = (out / RESULTS).read_text()
+    assert kept == before and len(kept.splitlines()) == 1  # the finished seed's numbers
+    (finished,) = [json.loads(line) for line in kept.splitlines()]
+    assert (Path(finished["run_dir"]) / EVAL).exists()
+    assert running  # each training stopped mid-way finished its update and wrote its checkpoint
+    for run in running:
+        assert load_checkpoint(run)["update"] >= 1 and not (run / EVAL).exists()
+    assert not (out / "demo.json").exists()
+
+
+@pytest.mark.parametrize("fn, task, message", [
+    (resolve, ("nope",), "unknown preset 'nope'"),
+    (os._exit, (3,), "a worker process died (exit code 3)"),
+])
+def test_a_failed_task_is_raised_in_the_parent_as_one_line(fn, task, message):
+    results = []
+    with pytest.raises(MdpoError, match=re.escape(message)):
+        run_tasks(fn, [task], 1, results.append)
+    assert results == []
+
+
+# ---- 10: names and counts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "."])
+def test_a_run_name_is_one_folder_inside_out_dir(capsys, tmp_path, name):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "coins", "--out_dir", str(tmp_path / "out"),
+                               "--run_name", name])
+    assert f"run_name {name!r} must be one folder name inside out_dir (no '/', not '.' or '..')" in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("episodes", ["-3", "0"])
+def test_eval_needs_at_least_one_episode(capsys, half_run, episodes):
+    err = _error_line(capsys, ["eval", str(half_run), "--episodes", episodes])
+    assert err == f"mdpo: error: --episodes must be at least 1, got {episodes}"
+    assert not (half_run / "reeval.json").exists()
+
+
+# ---- 11: sizes that cannot fit --------------------------------------------------------------------
+
+FREE = 20_300_000_000  # what the tests below pretend the host has free
+
+
+@pytest.fixture
+def host_free(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: FREE)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--preset", "paper", "--env.num_envs", "200000"],
+     "the rollout needs 630.7 GB (env.num_envs=200,000 x ppo.num_steps=256 x 1 agent x 12,319 B per step) and the "
+     "environments need 300.3 GB (1 agent x (env.num_envs=200,000 + 2 x eval.final_episodes=100) envs x about 1.5 MB), "
+     "but 20.3 GB are available; lower env.num_envs, ppo.num_steps or eval.final_episodes"),
+    (["--ppo.num_steps", "100000000"],
+     "the rollout needs 4,927.6 GB (env.num_envs=4 x ppo.num_steps=100,000,000 x 1 agent x 12,319 B per step), but "
+     "20.3 GB are available; lower env.num_envs or ppo.num_steps"),
+    (["--eval.final_episodes", "10000000"],
+     "the environments need 30,000.0 GB (1 agent x (env.num_envs=4 + 2 x eval.final_episodes=10,000,000) envs x "
+     "about 1.5 MB), but 20.3 GB are available; lower env.num_envs or eval.final_episodes"),
+    (["--game", "coins", "--algo", "mdpo", "--env.num_envs", "2000000"],  # the toy's envs live in the rollout's memory
+     "the rollout needs 53.1 GB (env.num_envs=2,000,000 x ppo.num_steps=32 x 2 agents x 415 B per step), but "
+     "20.3 GB are available; lower env.num_envs or ppo.num_steps"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_the_run_folder(capsys, tmp_path, host_free, flags, message):
+    err = _error_line(capsys, ["train", "--preset", "smoke", "--game", "coinrun", "--out_dir", str(tmp_path), *flags])
+    assert err == f"mdpo: error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_resume_that_cannot_fit_changes_nothing(capsys, monkeypatch, half_run):
+    before = (half_run / CONFIG).read_text()
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    err = _error_line(capsys, ["train", "--resume", str(half_run), "--total_steps", "128"])
+    assert "the rollout needs 0.0 GB (env.num_envs=2 x ppo.num_steps=16 x 2 agents x 415 B per step)" in err
+    assert (half_run / CONFIG).read_text() == before and not (half_run / RESUMES).exists()
+
+
+def test_on_a_gpu_the_rollout_meets_the_gpus_memory_and_the_envs_the_hosts(monkeypatch):
+    free = {"cuda": 10e9, "cpu": 1e12}
+    monkeypatch.setattr(memory, "available_bytes", lambda device: free[device.type])
+    cfg = resolve("paper", "mdpo", {"env.num_envs": 2000})
+    with pytest.raises(MdpoError, match=r"^the rollout needs 12\.6 GB \(.*\), but 10\.0 GB are available on cuda; "
+                                        r"lower env\.num_envs or ppo\.num_steps$"):
+        check_fits(cfg, torch.device("cuda"))
+    check_fits(cfg, torch.device("cpu"))  # the rollout and the envs together fit in the host's terabyte
+    free.update(cuda=20e9, cpu=5e9)
+    with pytest.raises(MdpoError, match=r"^the environments need 6\.6 GB .* available; lower env\.num_envs or eval"):
+        check_fits(cfg, torch.device("cuda"))
+
+
+def test_the_estimate_is_what_the_rollout_allocates(tiny):
+    cfg = tiny("mdpo", **COINS)
+    shape = (3, 8, 16)
+    buffer = Rollout.allocate(2, cfg.ppo.num_steps, cfg.env.num_envs, shape, torch.device("cpu"))
+    assert sum(t.nbytes for t in vars(buffer).values()) == rollout_bytes(cfg, shape, 1)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive, descendants
 
 from mdpo.cli import main
 from mdpo.runs import run_dir_for, start_run_dir
@@ -66,6 +67,14 @@ def test_trial_names_come_from_the_grid_point(tmp_path):
     assert [t.name for t in expand(build_spec(data, tmp_path))] == names
     assert trials[1].run_dir == tmp_path.resolve() / names[1] and trials[1].config.cohort.alpha == 1.0
     assert trials[0].config.cohort.num_agents == 2 and trials[0].config.env.num_envs == 4  # algo, preset
+
+
+def test_trial_names_stay_inside_the_sweep_folder(tmp_path):
+    data = {"preset": "smoke", "grid": {"wandb.project": ["../up", "a/b", ".."]}}
+    trials = expand(build_spec(data, tmp_path / "sweep"))
+    assert [t.name for t in trials] == ["bigfish-ppo-s1-project.._up", "bigfish-ppo-s1-projecta_b",
+                                        "bigfish-ppo-s1-project.."]
+    assert all(t.run_dir.parent == tmp_path.resolve() / "sweep" for t in trials)
 
 
 def test_a_folder_with_another_config_is_refused(capsys, tmp_path):
@@ -131,32 +140,37 @@ def test_smoke_sweep_writes_run_folders_and_report(tmp_path):
     assert {name: _snapshot(out / name) for name in SMOKE_TRIALS} == before
 
 
-def _children():
-    """{pid: [child pids]} of every process on this machine."""
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return tree
+def _wait_for(condition, proc, log, seconds=300):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
 
 
-def _descendants(pid):
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid):
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_and_its_ray(tmp_path):
+    """SIGTERM (a scheduler, `timeout`) ends a sweep as Ctrl-C does: one line, its local Ray shut down,
+    every trial's last checkpoint kept for the next run of the same command."""
+    pytest.importorskip("ray.tune")
+    out, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    with open(log, "w") as f:
+        sweep = subprocess.Popen([*_sweep_command(out), "--checkpoint_every", "1"], stdout=f, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+        _wait_for(lambda: any(_checkpoint_update(out / name) for name in SMOKE_TRIALS), sweep, log)
+        procs = descendants(sweep.pid)
+        sweep.send_signal(signal.SIGTERM)
+        err = sweep.communicate(timeout=120)[1]
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 2 and err.strip().splitlines()[-1].startswith("mdpo: error: the sweep stopped with")
+    assert "Traceback" not in err and "SIGTERM received" not in err
+    deadline = time.time() + 30
+    while any(alive(pid) for pid in procs) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in procs if alive(pid)]
+    assert any((out / name / "checkpoint.pt").exists() for name in SMOKE_TRIALS)
 
 
 def _checkpoint_update(run_dir):
@@ -196,7 +210,7 @@ def test_dead_trial_retries_and_killed_sweep_resumes(tmp_path):
             elif victim and mid and "done" in states.values():
                 if f"{victim}: running from its checkpoint" in log.read_text():
                     break
-        procs = _descendants(sweep.pid) | {sweep.pid}
+        procs = descendants(sweep.pid) | {sweep.pid}
         os.killpg(sweep.pid, signal.SIGKILL)
         for pid in procs:  # Ray's workers run in sessions of their own
             try:
@@ -204,7 +218,7 @@ def test_dead_trial_retries_and_killed_sweep_resumes(tmp_path):
             except ProcessLookupError:
                 pass
         sweep.wait()
-        while any(_alive(pid) for pid in procs):
+        while any(alive(pid) for pid in procs):
             time.sleep(0.1)
     finally:
         if sweep.poll() is None:

@@ -161,6 +161,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from mdpo.runs import load_agents, require_colour_frames, write_json
     from mdpo.runtime import resolve_device
 
+    if args.episodes is not None and args.episodes < 1:
+        raise MdpoError(f"--episodes must be at least 1, got {args.episodes}")
     device = resolve_device(args.device)
     cfg, agents, state = load_agents(args.run_dir, device)
     if args.gif:
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="re-evaluate a run's checkpoint on training and test levels")
     p.add_argument("run_dir")
-    p.add_argument("--episodes", type=int, default=0, help="episodes per split (default: eval.final_episodes)")
+    p.add_argument("--episodes", type=int, help="episodes per split (default: the run's eval.final_episodes)")
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="where to write the results (default: RUN_DIR/reeval.json)")

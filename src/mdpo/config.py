@@ -351,6 +351,8 @@ def validate(cfg: Config) -> None:
         raise MdpoError(
             f"cohort.agent_env has {len(cfg.cohort.agent_env)} entries for {cfg.cohort.num_agents} agents"
         )
+    if "/" in cfg.run_name or cfg.run_name in (".", ".."):
+        raise MdpoError(f"run_name {cfg.run_name!r} must be one folder name inside out_dir (no '/', not '.' or '..')")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise MdpoError(f"bad device {cfg.device!r}; choose auto, cpu or cuda")
     batch = cfg.env.num_envs * cfg.ppo.num_steps

@@ -14,16 +14,18 @@ For MDPO, B's colour reliance is recorded too: it tells whether B learned the co
 shortcut. Every number lies in [0, 1]. The table gives the mean over seeds with a 95% percentile
 bootstrap interval (seeds resampled; it stays inside the seeds' range), and counts seeds by outcome:
 A follows the coin when its colour reliance is below 0.5, B caught A's shortcut when B's is 0.5 or
-more. DEMO_DIR holds demo.json (every number), demo.png and one run folder per training
-(``ppo-sN``, ``mdpo-sN``).
+more. DEMO_DIR holds demo.json (every number), demo.png, one run folder per training (``ppo-sN``,
+``mdpo-sN``) and results.jsonl (each training's numbers as it finishes).
+
+Stopped (SIGINT, SIGTERM, or the death of the ``mdpo demo`` process), the demo stops its workers
+(``mdpo.workers``): each running training finishes its update and writes its checkpoint, and the
+finished ones' numbers stay in results.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import math
-import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -34,10 +36,11 @@ from mdpo.config import Config, EnvConfig, resolve
 from mdpo.envs.coins import AGREEMENTS, STAY, CoinsEnv, parse_agreement
 from mdpo.errors import MdpoError
 from mdpo.evaluate import run_episodes
-from mdpo.runs import load_agents, write_json
+from mdpo.runs import EVAL, append_json_line, load_agents, write_json
 from mdpo.runtime import derive_seed
 from mdpo.stats import bootstrap_mean
 from mdpo.train import train
+from mdpo.workers import Stopped, run_tasks
 
 # Everything the demo changes from the paper's defaults, in one place. A small network and short
 # rollouts train an agent in seconds on one CPU core. The entropy bonus is 0.03 instead of 0.01
@@ -54,6 +57,7 @@ ALGOS = {"ppo": "PPO  (A alone)", "mdpo": "MDPO (A with B)"}
 METRICS = {"anti_return": "anti return", "correlated_return": "correlated return",
            "colour_reliance": "colour reliance"}
 FOLLOWS_COLOUR = 0.5  # colour reliance from which an agent counts as following the colour
+RESULTS = "results.jsonl"
 
 
 def demo_config(algo: str, seed: int, steps: int, a_levels: float, b_levels: float, out: Path) -> Config:
@@ -97,6 +101,8 @@ def train_and_measure(algo: str, seed: int, steps: int, a_levels: float, b_level
     torch.set_num_threads(1)
     start = time.perf_counter()
     run_dir = train(demo_config(algo, seed, steps, a_levels, b_levels, out), progress=False)
+    if not (run_dir / EVAL).exists():
+        raise Stopped(f"{run_dir} stopped before its end")  # by SIGTERM, after writing its checkpoint
     result = {"algo": algo, "seed": seed, "run_dir": str(run_dir), **measure(run_dir, seed)}
     result["seconds"] = time.perf_counter() - start
     return result
@@ -189,17 +195,22 @@ def run_demo(seeds: int, steps: int, out: Path, a_levels: float = 1.0, b_levels:
         demo_config(algo, 1, steps, a_levels, b_levels, out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    tasks = [(algo, seed) for seed in range(1, seeds + 1) for algo in ALGOS]
-    context = multiprocessing.get_context("spawn")  # fresh workers: no forked torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(train_and_measure, algo, seed, steps, a_levels, b_levels, out)
-                   for algo, seed in tasks]
-        for future in concurrent.futures.as_completed(futures):
-            r = future.result()
-            b = f"  (B: {r['b_colour_reliance']:.2f})" if "b_colour_reliance" in r else ""
-            print(f"{r['algo']:>4} seed {r['seed']}: A anti {r['anti_return']:.2f}  correlated "
-                f"{r['correlated_return']:.2f}  colour reliance {r['colour_reliance']:.2f}{b}  ({r['seconds']:.0f} s)")
-    results = sorted((f.result() for f in futures), key=lambda r: (r["algo"], r["seed"]))
+    tasks = [(algo, seed, steps, a_levels, b_levels, out) for seed in range(1, seeds + 1) for algo in ALGOS]
+    results = []
+
+    def keep(r: dict) -> None:
+        results.append(r)
+        append_json_line(out / RESULTS, r)
+        b = f"  (B: {r['b_colour_reliance']:.2f})" if "b_colour_reliance" in r else ""
+        print(f"{r['algo']:>4} seed {r['seed']}: A anti {r['anti_return']:.2f}  correlated "
+              f"{r['correlated_return']:.2f}  colour reliance {r['colour_reliance']:.2f}{b}  ({r['seconds']:.0f} s)")
+
+    try:
+        run_tasks(train_and_measure, tasks, jobs, keep)
+    except Stopped as stop:
+        raise Stopped(f"{stop}: {len(results)} of {len(tasks)} trainings finished, their numbers are in "
+                      f"{out / RESULTS}; the stopped ones kept their checkpoints") from None
+    results.sort(key=lambda r: (r["algo"], r["seed"]))
     summary, counts = summarize(results), outcomes(results)
     data = {
         "a_levels": a_levels, "b_levels": b_levels, "seeds": seeds, "steps_per_agent": steps,

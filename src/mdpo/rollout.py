@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
+# Every field but obs holds one value per (agent, step, env).
+SCALARS = {"actions": torch.int64, "logprobs": torch.float32, "values": torch.float32, "rewards": torch.float32,
+           "dones": torch.bool, "valids": torch.bool, "episode_ends": torch.bool, "episode_returns": torch.float32,
+           "episode_lengths": torch.float32}
+
 
 @dataclass
 class Rollout:
@@ -26,9 +31,7 @@ class Rollout:
         def z(dtype: torch.dtype, *extra: int) -> torch.Tensor:
             return torch.zeros((agents, steps, envs, *extra), dtype=dtype, device=device)
 
-        f32 = torch.float32
-        return cls(z(obs_dtype, *obs_shape), z(torch.int64), z(f32), z(f32), z(f32), z(torch.bool),
-                   z(torch.bool), z(torch.bool), z(f32), z(f32))
+        return cls(z(obs_dtype, *obs_shape), **{name: z(dtype) for name, dtype in SCALARS.items()})
 
     def flat(self, name: str) -> torch.Tensor:
         """Field ``name`` as (K, T*N, ...): one batch per agent."""

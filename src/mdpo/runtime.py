@@ -1,10 +1,13 @@
-"""Device choice, backend and allocator settings, and seed derivation."""
+"""Device choice, backend and allocator settings, seed derivation and signal handlers."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import hashlib
+import signal
+import threading
+from contextlib import contextmanager
 
 import torch
 
@@ -36,7 +39,7 @@ _GLIBC_SETTLED = {_M_MMAP_MAX: 65536, _M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRES
 _HEAP_ONLY = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 2**31 - 1}  # the largest value mallopt takes
 
 
-def _libc():
+def libc():
     """The C library, or None where it cannot be loaded."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c"))
@@ -51,7 +54,7 @@ def configure_cpu_allocator(heap: bool) -> bool:
     zero-fills every page again on first touch (high system time). Without ``heap``: glibc's defaults
     as they stand once its dynamic mmap threshold has settled. Returns False where there is no glibc.
     """
-    mallopt = getattr(_libc(), "mallopt", None)
+    mallopt = getattr(libc(), "mallopt", None)
     if mallopt is None:
         return False
     for param, value in (_HEAP_ONLY if heap else _GLIBC_SETTLED).items():
@@ -61,7 +64,7 @@ def configure_cpu_allocator(heap: bool) -> bool:
 
 def release_free_memory() -> None:
     """Hand the free memory malloc keeps back to the kernel (glibc; a no-op elsewhere)."""
-    trim = getattr(_libc(), "malloc_trim", None)
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
 
@@ -82,3 +85,18 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None,
     else:
         actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
     return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+@contextmanager
+def on_stop_signals(handler, signals=(signal.SIGINT, signal.SIGTERM)):
+    """``handler`` handles ``signals`` during the block; outside the main thread, where Python cannot
+    set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, signal.SIG_DFL if h is None else h)  # None: a handler set outside Python (Ray's)

@@ -11,7 +11,9 @@ lives in its mdpo run folder, which ``mdpo.sweep.run_trial`` continues from.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ from tqdm import tqdm
 
 from mdpo.config import to_dict
 from mdpo.errors import MdpoError
+from mdpo.runtime import on_stop_signals
 from mdpo.sweep import run_trial, trial_state
 from mdpo.sweep_spec import Spec, Trial
 
@@ -37,18 +40,25 @@ def run_trials(todo: list[Trial], spec: Spec, total: int, address: str | None,
         configs = {t.name: to_dict(t.config) for t in todo}
         trainable = tune.with_resources(tune.with_parameters(trainable_trial, configs=configs),
                                         {"cpu": spec.cpu, "gpu": spec.gpu})
-        tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(list(configs))},
-            run_config=tune.RunConfig(
-                name=".tune", storage_path=str(spec.out_dir), verbose=0, callbacks=[progress],
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            ),
-        ).fit()
+        with on_stop_signals(as_sigint, (signal.SIGTERM,)):
+            tune.Tuner(
+                trainable,
+                param_space={"trial": tune.grid_search(list(configs))},
+                run_config=tune.RunConfig(
+                    name=".tune", storage_path=str(spec.out_dir), verbose=0, callbacks=[progress],
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                ),
+            ).fit()
     finally:
         progress.close()
         ray.shutdown()
     return progress.failed
+
+
+def as_sigint(signum, frame) -> None:
+    """Tune ends a run cleanly on SIGINT (its trials stop, Ray shuts down); SIGTERM from a scheduler or
+    `timeout` does the same instead of killing the driver, whose local Ray then dies with a crash report."""
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def trainable_trial(params: dict, configs: dict[str, dict]) -> None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,6 +32,7 @@ from mdpo.envs import Monitor, make_env, split_warning
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
+from mdpo.memory import check_fits
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
@@ -55,6 +54,7 @@ from mdpo.runtime import (
     configure_backends,
     configure_cpu_allocator,
     derive_seed,
+    on_stop_signals,
     resolve_device,
     sample_actions,
 )
@@ -86,7 +86,7 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, state: dict | None = None, progress: bool = True,
                  verbose: bool = False):
         self.cfg, self.run_dir, self.progress, self.verbose = cfg, Path(run_dir), progress, verbose
-        self.device = resolve_device(cfg.device)
+        self.device = checked_device(cfg)
         configure_backends(cfg.perf.tf32)
         if self.device.type == "cpu":
             configure_cpu_allocator(cfg.perf.cpu_heap)
@@ -352,12 +352,8 @@ class Trainer:
         if self.verbose:
             tqdm.write(line)
 
-    @contextmanager
     def stop_on_signals(self):
         """The first SIGINT/SIGTERM asks for a clean stop; a second one interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
 
         def handler(signum, frame):
             if self.stop_signal or not self.training:
@@ -365,17 +361,19 @@ class Trainer:
             self.stop_signal = signal.Signals(signum).name
             tqdm.write(f"{self.stop_signal}: finishing this update, then writing a checkpoint")
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        return on_stop_signals(handler)
+
+
+def checked_device(cfg: Config) -> torch.device:
+    """The run's device, once it is sure that the run's rollout and envs fit in memory."""
+    device = resolve_device(cfg.device)
+    check_fits(cfg, device)
+    return device
 
 
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
-    resolve_device(cfg.device)  # fail before a run folder exists
+    checked_device(cfg)  # fail before a run folder exists
     warning = split_warning(cfg.env)
     if warning:
         tqdm.write(f"warning: {warning}", file=sys.stderr)
@@ -393,7 +391,7 @@ def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = 
     cfg = load_config(run_dir)
     with run_lock(run_dir):
         changes = apply_resume_overrides(cfg, overrides or {})
-        state = load_checkpoint(run_dir, resolve_device(cfg.device))
+        state = load_checkpoint(run_dir, checked_device(cfg))  # fail before the run folder changes
         finished = run_dir / EVAL
         if state["update"] >= num_updates(cfg) and finished.exists():
             raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "

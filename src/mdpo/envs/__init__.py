@@ -26,6 +26,14 @@ class Family:
     knows: Callable[[str], bool]  # does the family have this game
     check: Callable[[EnvConfig], None]  # one-line errors for settings it cannot honour
     make: Callable[[EnvConfig, int, int, torch.device, str], VecEnv]  # (cfg, num_envs, seed, device, split)
+    obs_spec: Callable[[EnvConfig], tuple[tuple[int, ...], torch.dtype]]  # before any env is built
+    host_bytes: int  # about how much host memory one env holds (the memory check's estimate)
+
+
+def _stored(spec: tuple[tuple[int, ...], int, str]) -> tuple[tuple[int, ...], torch.dtype]:
+    """(obs_shape, dtype as the rollout stores it) of a (shape, actions, kind) spec."""
+    shape, _, kind = spec
+    return shape, torch.float32 if kind == "vector" else torch.uint8
 
 
 def _check_coins(cfg: EnvConfig) -> None:
@@ -90,12 +98,31 @@ def _check_procgen(cfg: EnvConfig) -> None:
     procgen.check(cfg.game, cfg.mode)
 
 
+def _gymnasium_obs(cfg: EnvConfig) -> tuple[tuple[int, ...], torch.dtype]:
+    from mdpo.envs import gym
+
+    return _stored(gym.spec_of(cfg.game))
+
+
+def _envpool_obs(cfg: EnvConfig) -> tuple[tuple[int, ...], torch.dtype]:
+    from mdpo.envs import envpool_tasks
+
+    return _stored(envpool_tasks.spec_of(cfg.game))
+
+
+def _coins_obs(cfg: EnvConfig) -> tuple[tuple[int, ...], torch.dtype]:
+    from mdpo.envs.coins import CoinsEnv
+
+    return CoinsEnv.obs_shape, torch.uint8
+
+
 # In the order ``env.family=auto`` asks them whether they know a game.
 FAMILIES: dict[str, Family] = {
-    "procgen": Family(lambda game: game in procgen.GAMES, _check_procgen, _make_procgen),
-    "coins": Family(lambda game: game == "coins", _check_coins, _make_coins),
-    "gymnasium": Family(_knows_gymnasium, _check_gymnasium, _make_gymnasium),
-    "envpool": Family(_knows_envpool, _check_envpool, _make_envpool),
+    "procgen": Family(lambda game: game in procgen.GAMES, _check_procgen, _make_procgen,
+                      lambda cfg: (procgen.ProcgenEnv.obs_shape, torch.uint8), procgen.ENV_BYTES),
+    "coins": Family(lambda game: game == "coins", _check_coins, _make_coins, _coins_obs, 0),  # tensors on device
+    "gymnasium": Family(_knows_gymnasium, _check_gymnasium, _make_gymnasium, _gymnasium_obs, 100_000),
+    "envpool": Family(_knows_envpool, _check_envpool, _make_envpool, _envpool_obs, procgen.ENV_BYTES),
 }
 
 
@@ -128,6 +155,16 @@ def make_env(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device, spl
     return FAMILIES[family_of(cfg)].make(cfg, num_envs, seed, device, split)
 
 
+def obs_spec(cfg: EnvConfig) -> tuple[tuple[int, ...], torch.dtype]:
+    """The shape and dtype of one observation of ``cfg``'s envs, known before any env is built."""
+    return FAMILIES[family_of(cfg)].obs_spec(cfg)
+
+
+def host_bytes_per_env(cfg: EnvConfig) -> int:
+    """About how much host memory one of ``cfg``'s envs holds."""
+    return FAMILIES[family_of(cfg)].host_bytes
+
+
 def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
     """(R_min, R_max) for min-max normalised scores, or None where none is defined."""
     return procgen.SCORE_RANGES.get(cfg.mode, {}).get(cfg.game)
@@ -153,4 +190,4 @@ def split_warning(cfg: EnvConfig) -> str | None:
 
 
 __all__ = ["FAMILIES", "OBS_KINDS", "Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "family_of",
-           "make_env", "score_range", "split_warning"]
+           "host_bytes_per_env", "make_env", "obs_spec", "score_range", "split_warning"]
