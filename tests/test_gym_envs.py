@@ -137,3 +137,22 @@ def test_unsupported_games_are_one_line_errors(game, message):
     with pytest.raises(MdpoError, match=message) as info:
         resolve("smoke", "ppo", {"env.game": game, "env.num_levels": 0})
     assert "\n" not in str(info.value)
+
+
+def test_a_gymnasium_run_resumes_evaluates_and_reports(tmp_path, capsys):
+    from mdpo.cli import main
+    from mdpo.logger import read_metrics
+    from mdpo.report import write_report
+
+    flags = ["--preset", "cartpole", "--total_steps", "512", "--eval.final_episodes", "3", "--out_dir",
+             str(tmp_path / "runs"), "--quiet", "--torch_threads", "1", "--env.num_levels", "20"]
+    assert main(["train", *flags, "--algo", "mdpo", "--run_name", "cp"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "runs" / "cp"), "--total_steps", "1024", "--quiet"]) == 0
+    run = tmp_path / "runs" / "cp"
+    assert [r["global_step"] for r in read_metrics(run) if "charts/update" in r] == [256, 512, 768, 1024]
+    assert (run / "eval-512.json").exists() and (run / "eval.json").exists()
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert main(["robustness", str(run)]) == 2
+    assert "works on colour frames; " in capsys.readouterr().err
+    report = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    assert "CartPole-v1" in report
