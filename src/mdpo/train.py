@@ -28,7 +28,7 @@ from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
-from mdpo.envs import Monitor, make_env
+from mdpo.envs import Monitor, make_env, step_monitored
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
@@ -183,23 +183,23 @@ class Trainer:
 
     @torch.no_grad()
     def collect(self) -> None:
-        """``num_steps`` steps of every agent's envs into the rollout buffer."""
+        """``num_steps`` steps of every agent's envs into the rollout buffer. The host waits for the
+        device once per step: for the actions of all agents, sampled in one call and copied in one."""
         r = self.rollout
         self.policy.refresh()
         for t in range(self.cfg.ppo.num_steps):
             obs = torch.stack(self.next_obs)
             with autocast(self.cfg.perf.amp, self.device):
                 logits, values = self.policy(obs)
-            for i, monitor in enumerate(self.monitors):
-                action, logprob = sample_actions(logits[i], self.generator)
-                with self.timer("env"):
-                    step = monitor.step(action)
-                r.obs[i, t] = obs[i]
-                r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, values[i]
-                r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
-                r.episode_ends[i, t] = step.episode_end
-                r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
-                self.next_obs[i] = step.obs
+            actions, logprobs = sample_actions(logits, self.generator)
+            r.obs[:, t], r.actions[:, t], r.logprobs[:, t], r.values[:, t] = obs, actions, logprobs, values
+            host_actions = actions.cpu()
+            with self.timer("env"):
+                for i, step in enumerate(step_monitored(self.monitors, host_actions)):
+                    r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
+                    r.episode_ends[i, t] = step.episode_end
+                    r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
+                    self.next_obs[i] = step.obs
 
     @torch.no_grad()
     def advantages(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ import torch
 
 from mdpo.config import EnvConfig
 from mdpo.envs import procgen
-from mdpo.envs.base import Step, VecEnv
-from mdpo.envs.monitor import Monitor, MonitoredStep
+from mdpo.envs.base import Step, VecEnv, step_all
+from mdpo.envs.monitor import Monitor, MonitoredStep, step_monitored
 from mdpo.errors import MdpoError
 
 SPLITS = ("train", "test")
@@ -46,4 +46,5 @@ def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
     return procgen.SCORE_RANGES.get(cfg.mode, {}).get(cfg.game)
 
 
-__all__ = ["Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "make_env", "score_range"]
+__all__ = ["Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "make_env", "score_range", "step_all",
+           "step_monitored"]
