@@ -113,7 +113,7 @@ class Trainer:
                 agent.encoder.requires_grad_(False)
         self.policy = CohortPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
-                                          fused=self.device.type == "cuda")
+                                          fused=self.device.type == "cuda")  # one kernel per step, no host syncs
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device)
         self.stop_signal: str | None = None
@@ -143,7 +143,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         try:
             self.agents.load_state_dict(state["agents"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(with_device_flags(state["optimizer"], self.optimizer))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise MdpoError(f"checkpoint does not fit this config ({str(exc).splitlines()[0]})") from None
         for monitor, s in zip(self.monitors, state["monitors"]):
@@ -365,6 +365,19 @@ class Trainer:
                 signal.signal(s, h)
 
 
+# Adam's settings that say how it computes on its device, not what it computes
+DEVICE_FLAGS = ("fused", "foreach", "capturable")
+
+
+def with_device_flags(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An optimizer's saved state with ``optimizer``'s device flags. ``load_state_dict`` restores the
+    saved ``param_groups`` whole, flags included: a CPU run resumed on CUDA would step a non-fused Adam
+    whose step counts live on the GPU (a host sync per parameter per step), and save it so again."""
+    groups = [{**group, **{flag: now[flag] for flag in DEVICE_FLAGS if flag in now}}
+              for group, now in zip(saved["param_groups"], optimizer.param_groups)]
+    return {**saved, "param_groups": groups}
+
+
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
     resolve_device(cfg.device)  # fail before a run folder exists
@@ -382,7 +395,8 @@ def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = 
     cfg = load_config(run_dir)
     with run_lock(run_dir):
         changes = apply_resume_overrides(cfg, overrides or {})
-        state = load_checkpoint(run_dir, resolve_device(cfg.device))
+        resolve_device(cfg.device)  # fail before anything is written
+        state = load_checkpoint(run_dir)  # on the CPU: loading it into the run puts each part where it belongs
         finished = run_dir / EVAL
         if state["update"] >= num_updates(cfg) and finished.exists():
             raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "
