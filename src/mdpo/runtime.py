@@ -20,6 +20,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_type(name: str) -> str:
+    """'cuda' or 'cpu': the kind of device ``name`` (a config's ``device``) resolves to here, without failing."""
+    return "cuda" if name.startswith("cuda") or (name == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def autocast(amp: str, device: torch.device):
     """The autocast context for ``perf.amp`` (a no-op for 'none')."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
