@@ -42,9 +42,8 @@ class DeviceStaging:
         """``array`` copied into the pinned buffer ``name`` (made, or remade, to its shape and dtype)."""
         buffer = self.buffers.get(name)
         if buffer is None or buffer.shape != array.shape or buffer.numpy().dtype != array.dtype:
-            buffer = self.buffers[name] = torch.from_numpy(array).clone().pin_memory()
-        else:
-            np.copyto(buffer.numpy(), array)
+            buffer = self.buffers[name] = torch.empty(array.shape, dtype=torch.from_numpy(array).dtype, pin_memory=True)
+        np.copyto(buffer.numpy(), array)
         return buffer
 
     def to_device(self, *buffers: torch.Tensor) -> list[torch.Tensor]:
@@ -56,5 +55,5 @@ class DeviceStaging:
     def wait_for_copies(self) -> None:
         """The buffers are about to be overwritten: the copies out of them must have finished (they
         normally have, since the training loop waits for the actions the last observations gave)."""
-        if self.copied is not None:
+        if self.copied is not None and not self.copied.query():
             self.copied.synchronize()
