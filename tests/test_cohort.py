@@ -59,6 +59,21 @@ def test_refresh_takes_new_weights():
     torch.testing.assert_close(policy(obs)[1], before + torch.tensor([[0.0], [1.0]]))
 
 
+def test_heads_run_in_float32_under_bf16_autocast():
+    # else the grouped network (collection) and the agents (update) round the logits each their own way
+    agents = _agents(2, True)
+    policy = CohortPolicy(agents)
+    seen = []
+    for network in (agents[0], policy.network):
+        for head in (network.actor, network.critic):
+            head.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0].dtype, output.dtype)))
+    obs = torch.randint(0, 256, (2, 4, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        agents[0](obs[0])
+        policy(obs)
+    assert seen == [(torch.float32, torch.float32)] * 4
+
+
 def test_training_with_batched_inference_matches_sequential(tiny, tmp_path):
     runs = {}
     for batched in (False, True):

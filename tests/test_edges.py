@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from mdpo.logger import Logger, read_metrics
 from mdpo.memory import check_fits, rollout_bytes
 from mdpo.rollout import Rollout
 from mdpo.runs import CHECKPOINT, CONFIG, EVAL, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
-from mdpo.train import resume, train
+from mdpo.train import resume, train, with_device_flags
 from mdpo.workers import run_tasks
 
 
@@ -84,6 +85,35 @@ def test_resuming_a_finished_run_says_so_and_does_nothing(capsys, half_run):
     out = capsys.readouterr().out.strip()
     assert len(out.splitlines()) == 1 and "is finished" in out and "--total_steps" in out
     assert files == {name: (half_run / name).read_bytes() for name in files}
+
+
+def test_a_resumed_run_steps_the_optimizer_of_its_own_device(half_run, tmp_path):
+    # the checkpoint as a run on CUDA writes it (fused Adam), resumed on the CPU: the run goes on as the
+    # CPU run does, and its next checkpoint says so
+    plain = tmp_path / "plain"
+    shutil.copytree(half_run, plain)
+    state = load_checkpoint(half_run)
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = True
+    save_checkpoint(half_run, state)
+    for run in (half_run, plain):
+        resume(run, {"total_steps": 128}, progress=False)
+    resumed, expected = load_checkpoint(half_run), load_checkpoint(plain)
+    assert [group["fused"] for group in resumed["optimizer"]["param_groups"]] == [False]
+    for key, value in expected["agents"].items():
+        assert torch.equal(resumed["agents"][key], value), key
+
+
+def test_an_optimizer_takes_its_own_device_flags_from_a_saved_state():
+    param = torch.nn.Parameter(torch.ones(3))
+    param.grad = torch.ones(3)
+    saved = torch.optim.Adam([param], fused=False)  # as the CPU builds it
+    saved.step()
+    fused = torch.optim.Adam([param], fused=True)  # as CUDA builds it (CPU has a fused Adam too)
+    fused.load_state_dict(with_device_flags(saved.state_dict(), fused))
+    assert fused.param_groups[0]["fused"] is True and fused.state[param]["step"].dtype == torch.float32
+    fused.step()
+    assert fused.state[param]["step"].item() == 2
 
 
 # ---- 3: non-finite values -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from mdpo.config import EnvConfig
 from mdpo.envs.base import Step
 from mdpo.evaluate import Job, play
 from mdpo.nets import ActorCritic
+from mdpo.runtime import configure_backends
 
 CPU = torch.device("cpu")
 
@@ -60,3 +61,14 @@ def test_grouped_and_sequential_inference_play_the_same_episodes():
     grouped, sequential = (play(jobs, 4, CPU, batched=batched) for batched in (True, False))
     assert grouped == sequential
     assert len({tuple(r["lengths"]) for r in grouped}) > 1  # the jobs really differ
+
+
+def test_play_turns_cudnns_autotuner_off_for_its_shrinking_batches(monkeypatch):
+    monkeypatch.setattr(mdpo.evaluate, "make_env", lambda cfg, n, seed, device, split: ScriptedEnv([1, 5, 3], seed))
+    configure_backends(tf32=False)  # the autotuner on, as training has it
+    agent = ActorCritic((3, 8, 16), 3, hidden=8)
+    seen = []
+    agent.register_forward_pre_hook(lambda module, inputs: seen.append(torch.backends.cudnn.benchmark))
+    play([Job(agent, EnvConfig(game="coins"), "test", 0)], 3, CPU)
+    assert seen and not any(seen)
+    assert torch.backends.cudnn.benchmark

@@ -62,3 +62,13 @@ def test_micro_batched_update_matches_whole_minibatch(case):
         torch.testing.assert_close(stats, whole_stats, rtol=1e-5, atol=1e-6)
     params, stats = _run(cfg, agents, batch, 24)
     assert torch.equal(params, whole_params) and torch.equal(stats, whole_stats)
+
+
+def test_the_default_chunk_follows_the_device(monkeypatch):
+    # a GPU holds whole minibatches; chunks there would only cut the update into small kernels
+    assert resolve("paper", "mdpo", {"device": "cpu"}).perf.micro_batch == 128
+    assert resolve("paper", "mdpo", {"device": "cuda"}).perf.micro_batch == 0
+    assert resolve("paper", "mdpo", {"device": "cuda", "perf.micro_batch": 64}).perf.micro_batch == 64
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve("paper", "mdpo").perf.micro_batch == 0  # device auto, on a machine with CUDA
+    assert resolve("smoke", "mdpo").perf.micro_batch == 128  # the smoke preset runs on the CPU

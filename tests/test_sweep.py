@@ -11,6 +11,7 @@ from processes import alive, descendants
 
 from mdpo.cli import main
 from mdpo.runs import run_dir_for, start_run_dir
+from mdpo.sweep import gpu_share
 from mdpo.sweep_spec import build_spec, expand
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sweep-smoke.yaml"
@@ -86,6 +87,16 @@ def test_a_folder_with_another_config_is_refused(capsys, tmp_path):
     start_run_dir(run_dir, cfg)
     err = _error_line(capsys, ["sweep", "--preset", "smoke", "--grid", "env.game=coinrun", "--out_dir", str(tmp_path)])
     assert "holds a run with a different total_steps" in err
+
+
+def test_trials_share_the_gpus_unless_the_spec_says(tmp_path):
+    assert build_spec({"grid": {"seed": [1]}}, tmp_path).gpu is None
+    assert build_spec({"grid": {"seed": [1]}, "resources": {"gpu": 0}}, tmp_path).gpu == 0
+    assert gpu_share(0, 16, 1, 4) == 0  # no GPU here
+    assert gpu_share(1, 16, 1, 4) == 0.25  # 4 trials at once
+    assert gpu_share(1, 2, 1, 4) == 0.5  # 2 CPUs: 2 trials at once
+    assert gpu_share(1, 16, 1, 3) == 0.3333
+    assert gpu_share(2, 16, 1, 1) == 1  # one trial uses one GPU
 
 
 def test_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path):

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from mdpo.cli import main
+from mdpo.config import resolve
+from mdpo.console import device_note
 from mdpo.runs import CHECKPOINT, load_checkpoint
 from mdpo.train import Trainer, resume, train
 
@@ -82,6 +84,14 @@ def test_smoke_run_writes_run_folder(tiny, algo):
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"losses/policy_loss", "losses/value_loss", "charts/SPS"} <= lines[0].keys()
     assert ("distill/kl" in lines[0]) == (algo == "mdpo")
+
+
+def test_a_preset_that_keeps_a_run_off_the_gpu_says_so(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cpu = torch.device("cpu")
+    assert "this machine has CUDA: add --device cuda" in device_note(resolve("smoke"), cpu)
+    assert device_note(resolve("paper", overrides={"device": "cpu"}), cpu) == ""  # the user's choice
+    assert device_note(resolve("smoke", overrides={"device": "cuda"}), torch.device("cuda")) == ""
 
 
 def _error_line(capsys, argv):

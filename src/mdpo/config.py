@@ -1,7 +1,8 @@
 """Typed run configuration: sections of fields with one-line docs, presets and overrides.
 
 A config is resolved in layers: defaults (the paper's Table 2) -> preset -> algorithm alias ->
-explicit overrides (``section.field=value``). The resolved config is saved with every run.
+explicit overrides (``section.field=value``) -> the device's defaults for fields still unset. The
+resolved config is saved with every run.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class PerfConfig:
     tf32: bool = _f(False, "allow TF32 matmuls/convs on NVIDIA GPUs")
     compile: bool = _f(False, "torch.compile the networks")
     micro_batch: int = _f(128, "frames per agent per chunk of a minibatch: gradients accumulate over chunks, so the "
-                               "update's peak memory scales with it (0 = the whole minibatch at once)")
+                               "update's peak memory scales with it (0 = the whole minibatch at once, the default "
+                               "on CUDA)")
     cpu_heap: bool = _f(True, "CPU: keep freed activations in malloc's heap instead of unmapping them (glibc), "
                               "so each minibatch does not page-fault its memory in again")
     batched_inference: bool = _f(True, "collection, advantages and evaluation run the K agents as one grouped "
@@ -196,6 +198,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ppo.clip_coef": 0.1, "ppo.norm_reward": False, "net.hidden": 512, "total_steps": 10_000_000,
         "eval.bound": False,
     },
+}
+
+# Defaults that follow the device a config resolves to; a preset or a flag that sets the field wins.
+DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # A GPU holds the whole minibatch, and chunks of 128 frames would make an update hundreds of small,
+    # launch-bound forward and backward passes. The best chunk on a GPU, if any, is to be measured.
+    "cuda": {"perf.micro_batch": 0},
 }
 
 PEER_TARGETS = ("each", "mean", "best")
@@ -285,7 +294,10 @@ def set_field(cfg: Config, key: str, value: Any) -> None:
 
 
 def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults -> preset -> algorithm alias -> explicit overrides, then validated."""
+    """Defaults -> preset -> algorithm alias -> explicit overrides, then the device's defaults
+    (``DEVICE_DEFAULTS``) for fields neither the preset nor an override sets; validated."""
+    from mdpo.runtime import device_type
+
     if preset not in PRESETS:
         raise MdpoError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     cfg = Config()
@@ -301,6 +313,9 @@ def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str,
     cfg.algo = algo
     for key, value in overrides.items():
         set_field(cfg, key, value)
+    for key, value in DEVICE_DEFAULTS.get(device_type(cfg.device), {}).items():
+        if key not in overrides and key not in PRESETS[preset]:
+            set_field(cfg, key, value)
     validate(cfg)
     return cfg
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import torch
+
+from mdpo.config import PRESETS, Config
 from mdpo.envs import family_of
 from mdpo.nets import choose_encoder
 
@@ -29,7 +32,8 @@ def describe(t: Trainer) -> list[str]:
     steps = t.num_updates * t.batch_steps
     rounded = f" (total_steps {c.total_steps:,} rounded up to whole updates)" if steps != c.total_steps else ""
     every = f"every {c.eval.every} updates ({c.eval.episodes} episodes per split) and " if c.eval.every else ""
-    lines = [f"{c.algo} ({agents}) on {game}; preset {c.preset}, seed {c.seed}, device {t.device}",
+    lines = [f"{c.algo} ({agents}) on {game}; preset {c.preset}, seed {c.seed}, device {t.device}"
+             f"{device_note(c, t.device)}",
              f"{steps:,} env steps per agent{rounded}: {t.num_updates:,} updates of "
              f"{c.env.num_envs} envs x {c.ppo.num_steps} steps",
              f"evaluation {every}at the end ({c.eval.final_episodes} episodes per split, train and test levels)",
@@ -38,6 +42,13 @@ def describe(t: Trainer) -> list[str]:
         lines.append(f"resuming at update {t.update_idx:,} ({t.global_step:,} steps per agent) with "
                      "fresh environments (an env's state is not saved)")
     return lines
+
+
+def device_note(cfg: Config, device: torch.device) -> str:
+    """A word where the preset, not the user, put the run on the CPU of a machine with CUDA."""
+    if device.type == "cpu" and PRESETS[cfg.preset].get("device") == cfg.device and torch.cuda.is_available():
+        return f" (set by the {cfg.preset} preset; this machine has CUDA: add --device cuda to use it)"
+    return ""
 
 
 def eta(t: Trainer, seconds: float) -> str:

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, EnvConfig, agent_env
-from mdpo.envs import SPLITS, Monitor, make_env, score_range
-from mdpo.runtime import derive_seed, sample_actions
+from mdpo.envs import SPLITS, Monitor, make_env, score_range, step_monitored
+from mdpo.runtime import cudnn_autotuning, derive_seed, sample_actions
 
 
 @dataclass
@@ -40,7 +40,8 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
 
     Each step is one forward pass per agent over its jobs' unfinished envs or, with ``batched`` and
     several agents holding as many jobs each (a cohort's evaluation), one grouped pass for all agents
-    (see ``mdpo.cohort``); each job samples its actions from its own generator either way.
+    (see ``mdpo.cohort``); each job samples its actions from its own generator either way, and every
+    job's envs step at once (``envs.step_all``). cuDNN's autotuner is off meanwhile.
     """
     envs = [make_env(job.env_cfg, episodes, job.seed, device, job.split) for job in jobs]
     monitors = [Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device) for _ in jobs]
@@ -55,18 +56,18 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     if batched and len(agents) > 1 and len({len(mine) for mine in rows}) == 1:
         logits_of = functools.partial(_grouped_logits, CohortPolicy(agents), torch.tensor(rows, device=device))
     bar = tqdm(total=finished.numel(), desc=progress, unit="episode", disable=progress is None, leave=False)
-    while not bool(finished.all()):
-        actions = torch.zeros_like(returns, dtype=torch.long)
-        for j, logits in logits_of(agents, rows, obs, finished):
-            actions[j, ~finished[j]] = sample_actions(logits, generators[j], greedy)[0]
-        for j, monitor in enumerate(monitors):
-            step = monitor.step(actions[j])
-            first = step.episode_end & ~finished[j]
-            returns[j] = torch.where(first, step.episode_return, returns[j])
-            lengths[j] = torch.where(first, step.episode_length, lengths[j])
-            finished[j] |= step.episode_end
-            obs[j] = step.obs
-        bar.update(int(finished.sum()) - bar.n)
+    with cudnn_autotuning(False):  # the batch shrinks as episodes end: nearly every step a new shape to tune
+        while not bool(finished.all()):
+            actions = torch.zeros_like(returns, dtype=torch.long)
+            for j, logits in logits_of(agents, rows, obs, finished):
+                actions[j, ~finished[j]] = sample_actions(logits, generators[j], greedy)[0]
+            for j, step in enumerate(step_monitored(monitors, actions.cpu())):
+                first = step.episode_end & ~finished[j]
+                returns[j] = torch.where(first, step.episode_return, returns[j])
+                lengths[j] = torch.where(first, step.episode_length, lengths[j])
+                finished[j] |= step.episode_end
+                obs[j] = step.obs
+            bar.update(int(finished.sum()) - bar.n)
     bar.close()
     for env in envs:
         env.close()

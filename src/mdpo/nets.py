@@ -141,9 +141,12 @@ class ActorCritic(nn.Module):
         self.critic = _orthogonal(nn.Linear(hidden, 1), 1.0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns float32 (logits (N, A), value (N,)), also under autocast."""
-        features = self.encoder(obs)
-        return self.actor(features).float(), self.critic(features).squeeze(-1).float()
+        """Returns float32 (logits (N, A), value (N,)). Under autocast the heads still run in float32:
+        in bf16 the grouped network of collection (``mdpo.cohort``) and the agents of the update would
+        round the logits differently, and the first epoch's ratio would not start at 1."""
+        features = self.encoder(obs).float()
+        with torch.autocast(features.device.type, enabled=False):
+            return self.actor(features), self.critic(features).squeeze(-1)
 
     def use_channels_last(self) -> "ActorCritic":
         self.encoder.channels_last = True

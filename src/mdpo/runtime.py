@@ -1,4 +1,4 @@
-"""Device choice, backend and allocator settings, seed derivation and signal handlers."""
+"""Device choice, backend and allocator settings, seed derivation, action sampling and signal handlers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_type(name: str) -> str:
+    """'cuda' or 'cpu': the kind of device ``name`` (a config's ``device``) resolves to here, without failing."""
+    return "cuda" if name.startswith("cuda") or (name == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def autocast(amp: str, device: torch.device):
     """The autocast context for ``perf.amp`` (a no-op for 'none')."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
@@ -31,6 +36,19 @@ def configure_backends(tf32: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True
+
+
+@contextmanager
+def cudnn_autotuning(enabled: bool):
+    """cuDNN's autotuner (``cudnn.benchmark``) on or off for the block. It times every convolution
+    algorithm once per new input shape: worth it for training's fixed shapes, a waste where the
+    batch changes size at every step (an evaluation's envs finishing one by one)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 # glibc's mallopt parameters and the values they have once its dynamic mmap threshold has settled
@@ -78,12 +96,18 @@ def derive_seed(*parts: object) -> int:
 
 def sample_actions(logits: torch.Tensor, generator: torch.Generator | None,
                    greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Actions (int64) and their log-probabilities under ``logits``."""
+    """Actions (int64) and their log-probabilities under ``logits`` (..., A), one draw per row.
+
+    A draw is ``torch.multinomial``'s own for one sample (argmax of p / q, q ~ Exp(1) from
+    ``generator``): the same actions from the same generator state, without the host sync in which
+    multinomial checks its probabilities, and for any number of leading dims (all agents at once).
+    """
     logp = torch.log_softmax(logits.float(), dim=-1)
     if greedy:
         actions = logp.argmax(-1)
     else:
-        actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        probs = logp.exp()
+        actions = (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
     return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 

@@ -18,6 +18,7 @@ and the command runs on a node of the cluster, usually the head.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 from pathlib import Path
@@ -50,6 +51,16 @@ def run_trial(config: dict) -> str:
         shutil.rmtree(run_dir, ignore_errors=True)  # what a start that died before its first checkpoint left
         train(cfg, progress=False)
     return state
+
+
+def gpu_share(gpus: float, cpus: float, cpu_per_trial: float, trials: int) -> float:
+    """The GPU each trial reserves where the spec does not say: none without GPUs, else an equal share
+    among the trials that run at once (as many as the CPUs allow), at most one each. A trial that
+    reserves no GPU does not see one (Ray hides it), so 0 would keep every trial on the CPU."""
+    if not gpus:
+        return 0.0
+    at_once = max(1, min(trials, int(cpus // cpu_per_trial)))
+    return math.floor(min(1.0, gpus / at_once) * 10000) / 10000  # Ray takes fractions to 4 decimals
 
 
 def check_folders(trials: list[Trial]) -> None:
@@ -121,7 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
                    help="a grid axis, e.g. --grid env.game=coinrun,bigfish (repeatable)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, fractions share one (default 0)")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs each trial reserves, fractions share one (default: an equal share of the GPUs, if any, "
+                        "among the trials that run at once; 0 keeps trials on the CPU)")
     p.add_argument("--max-failures", type=int, help="retries of a trial that dies, from its checkpoint (default 2)")
     p.add_argument("--address", help="join a running Ray cluster: auto or HOST:PORT (default: start a local Ray)")
     p.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all of this machine)")

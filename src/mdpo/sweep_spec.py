@@ -7,7 +7,7 @@
       seed: [1, 2, 3]
     overrides:                        # the same for every trial
       total_steps: 256
-    resources: {cpu: 1, gpu: 0.5}     # per trial; fractional GPUs share a device
+    resources: {cpu: 1, gpu: 0.5}     # per trial; fractional GPUs share a device (default gpu: a share)
     max_failures: 2                   # retries of a trial that dies, each from its last checkpoint
     out_dir: sweeps/smoke             # the sweep folder (default: sweeps/<spec file name>)
 
@@ -40,7 +40,7 @@ class Spec:
     overrides: dict[str, Any]
     out_dir: Path
     cpu: float = 1.0
-    gpu: float = 0.0
+    gpu: float | None = None  # None: a share of the GPUs there are (``sweep.gpu_share``)
     max_failures: int = 2
 
 
@@ -102,14 +102,14 @@ def build_spec(data: dict, default_out_dir: str | Path) -> Spec:
     resources = _mapping(data.get("resources"), "resources")
     if set(resources) - {"cpu", "gpu"}:
         raise MdpoError(f"resources takes cpu and gpu (per trial), got {', '.join(map(str, resources))}")
-    cpu, gpu = resources.get("cpu", 1), resources.get("gpu", 0)
-    if not _number(cpu) or cpu <= 0 or not _number(gpu) or gpu < 0:
+    cpu, gpu = resources.get("cpu", 1), resources.get("gpu")
+    if not _number(cpu) or cpu <= 0 or not (gpu is None or _number(gpu) and gpu >= 0):
         raise MdpoError(f"resources need cpu > 0 and gpu >= 0 per trial, got cpu={cpu!r} gpu={gpu!r}")
     max_failures = data.get("max_failures", 2)
     if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 0:
         raise MdpoError(f"max_failures must be a whole number >= 0, got {max_failures!r}")
     out_dir = Path(data.get("out_dir") or default_out_dir).resolve()  # absolute: trials run elsewhere
-    return Spec(grid, overrides, out_dir, float(cpu), float(gpu), max_failures)
+    return Spec(grid, overrides, out_dir, float(cpu), None if gpu is None else float(gpu), max_failures)
 
 
 def expand(spec: Spec) -> list[Trial]:

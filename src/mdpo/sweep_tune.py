@@ -25,21 +25,21 @@ from tqdm import tqdm
 from mdpo.config import to_dict
 from mdpo.errors import MdpoError
 from mdpo.runtime import on_stop_signals
-from mdpo.sweep import run_trial, trial_state
+from mdpo.sweep import gpu_share, run_trial, trial_state
 from mdpo.sweep_spec import Spec, Trial
 
 
 def run_trials(todo: list[Trial], spec: Spec, total: int, address: str | None,
                num_cpus: int | None, num_gpus: int | None) -> list[str]:
     """Run the unfinished trials ``todo`` (of ``total``); returns the names of those that failed for good."""
-    start_ray(spec, address, num_cpus, num_gpus)
+    gpu = start_ray(spec, address, num_cpus, num_gpus, len(todo))
     # Tune logs every trial failure with a traceback; Progress reports it in one line instead.
     logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     progress = Progress(todo, total, spec.max_failures)
     try:
         configs = {t.name: to_dict(t.config) for t in todo}
         trainable = tune.with_resources(tune.with_parameters(trainable_trial, configs=configs),
-                                        {"cpu": spec.cpu, "gpu": spec.gpu})
+                                        {"cpu": spec.cpu, "gpu": gpu})
         with on_stop_signals(as_sigint, (signal.SIGTERM,)):
             tune.Tuner(
                 trainable,
@@ -65,8 +65,9 @@ def trainable_trial(params: dict, configs: dict[str, dict]) -> None:
     tune.report({"started_from": run_trial(configs[params["trial"]])})
 
 
-def start_ray(spec: Spec, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
-    """Join the cluster at ``address``, or start a Ray on this machine sized by num_cpus/num_gpus."""
+def start_ray(spec: Spec, address: str | None, num_cpus: int | None, num_gpus: int | None, trials: int) -> float:
+    """Join the cluster at ``address``, or start a Ray on this machine sized by num_cpus/num_gpus;
+    returns the GPU each trial reserves (the spec's, or a share of the GPUs there, said on stdout)."""
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}  # trials' errors come back through Tune
     if address:
         if num_cpus is not None or num_gpus is not None:
@@ -77,13 +78,21 @@ def start_ray(spec: Spec, address: str | None, num_cpus: int | None, num_gpus: i
         except (ConnectionError, RuntimeError, ValueError) as exc:
             hint = "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token"
             raise MdpoError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}{hint}") from None
-        return
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **quiet)
     have = ray.cluster_resources()
-    if spec.cpu > have.get("CPU", 0) or spec.gpu > have.get("GPU", 0):
+    cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
+    gpu = spec.gpu
+    if gpu is None:
+        gpu = gpu_share(gpus, cpus, spec.cpu, trials)
+        if gpus:
+            print(f"[sweep] {gpus:g} GPU(s): each trial reserves {gpu:g} of one (--gpus-per-trial to change, "
+                  "0 to keep trials on the CPU)")
+    if not address and (spec.cpu > cpus or gpu > gpus):
         ray.shutdown()
-        raise MdpoError(f"each trial asks for {spec.cpu:g} CPU and {spec.gpu:g} GPU, but this machine's Ray "
-                        f"has {have.get('CPU', 0):g} CPU and {have.get('GPU', 0):g} GPU")
+        raise MdpoError(f"each trial asks for {spec.cpu:g} CPU and {gpu:g} GPU, but this machine's Ray "
+                        f"has {cpus:g} CPU and {gpus:g} GPU")
+    return gpu
 
 
 def check_reachable(address: str) -> None:

@@ -28,7 +28,7 @@ from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
-from mdpo.envs import Monitor, make_env, split_warning
+from mdpo.envs import Monitor, make_env, split_warning, step_monitored
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
@@ -118,7 +118,7 @@ class Trainer:
                 agent.encoder.requires_grad_(False)
         self.policy = CohortPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
-                                          fused=self.device.type == "cuda")
+                                          fused=self.device.type == "cuda")  # one kernel per step, no host syncs
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rollout = Rollout.allocate(k, t, n, obs_shape, self.device, self.next_obs[0].dtype)
         self.stop_signal: str | None = None
@@ -148,7 +148,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         try:
             self.agents.load_state_dict(state["agents"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(with_device_flags(state["optimizer"], self.optimizer))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise MdpoError(f"checkpoint does not fit this config ({str(exc).splitlines()[0]})") from None
         for monitor, s in zip(self.monitors, state["monitors"]):
@@ -188,23 +188,23 @@ class Trainer:
 
     @torch.no_grad()
     def collect(self) -> None:
-        """``num_steps`` steps of every agent's envs into the rollout buffer."""
+        """``num_steps`` steps of every agent's envs into the rollout buffer. The host waits for the
+        device once per step: for the actions of all agents, sampled in one call and copied in one."""
         r = self.rollout
         self.policy.refresh()
         for t in range(self.cfg.ppo.num_steps):
             obs = torch.stack(self.next_obs)
             with autocast(self.cfg.perf.amp, self.device):
                 logits, values = self.policy(obs)
-            for i, monitor in enumerate(self.monitors):
-                action, logprob = sample_actions(logits[i], self.generator)
-                with self.timer("env"):
-                    step = monitor.step(action)
-                r.obs[i, t] = obs[i]
-                r.actions[i, t], r.logprobs[i, t], r.values[i, t] = action, logprob, values[i]
-                r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
-                r.episode_ends[i, t] = step.episode_end
-                r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
-                self.next_obs[i] = step.obs
+            actions, logprobs = sample_actions(logits, self.generator)
+            r.obs[:, t], r.actions[:, t], r.logprobs[:, t], r.values[:, t] = obs, actions, logprobs, values
+            host_actions = actions.cpu()
+            with self.timer("env"):
+                for i, step in enumerate(step_monitored(self.monitors, host_actions)):
+                    r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
+                    r.episode_ends[i, t] = step.episode_end
+                    r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
+                    self.next_obs[i] = step.obs
 
     @torch.no_grad()
     def advantages(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -371,6 +371,19 @@ def checked_device(cfg: Config) -> torch.device:
     return device
 
 
+# Adam's settings that say how it computes on its device, not what it computes
+DEVICE_FLAGS = ("fused", "foreach", "capturable")
+
+
+def with_device_flags(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An optimizer's saved state with ``optimizer``'s device flags. ``load_state_dict`` restores the
+    saved ``param_groups`` whole, flags included: a CPU run resumed on CUDA would step a non-fused Adam
+    whose step counts live on the GPU (a host sync per parameter per step), and save it so again."""
+    groups = [{**group, **{flag: now[flag] for flag in DEVICE_FLAGS if flag in now}}
+              for group, now in zip(saved["param_groups"], optimizer.param_groups)]
+    return {**saved, "param_groups": groups}
+
+
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
     checked_device(cfg)  # fail before a run folder exists
@@ -391,7 +404,8 @@ def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = 
     cfg = load_config(run_dir)
     with run_lock(run_dir):
         changes = apply_resume_overrides(cfg, overrides or {})
-        state = load_checkpoint(run_dir, checked_device(cfg))  # fail before the run folder changes
+        checked_device(cfg)  # fail before the run folder changes
+        state = load_checkpoint(run_dir)  # on the CPU: loading it into the run puts each part where it belongs
         finished = run_dir / EVAL
         if state["update"] >= num_updates(cfg) and finished.exists():
             raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "

@@ -14,8 +14,8 @@ import torch
 
 from mdpo.config import EnvConfig
 from mdpo.envs import procgen
-from mdpo.envs.base import OBS_KINDS, Step, VecEnv
-from mdpo.envs.monitor import Monitor, MonitoredStep
+from mdpo.envs.base import OBS_KINDS, Step, VecEnv, step_all
+from mdpo.envs.monitor import Monitor, MonitoredStep, step_monitored
 from mdpo.errors import MdpoError
 
 SPLITS = ("train", "test")
@@ -190,4 +190,4 @@ def split_warning(cfg: EnvConfig) -> str | None:
 
 
 __all__ = ["FAMILIES", "OBS_KINDS", "Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "family_of",
-           "host_bytes_per_env", "make_env", "obs_spec", "score_range", "split_warning"]
+           "host_bytes_per_env", "make_env", "obs_spec", "score_range", "split_warning", "step_all", "step_monitored"]

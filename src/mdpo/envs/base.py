@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ class Step(NamedTuple):
 
 
 class VecEnv(Protocol):
+    """An env may also offer ``send(actions)`` and ``recv() -> Step``, ``step`` in two halves between
+    which it steps on its own threads (envpool's asynchronous API); ``step_all`` uses them."""
+
     num_envs: int
     num_actions: int
     obs_shape: tuple[int, ...]  # (C, H, W) images or (D,) vectors
@@ -86,3 +89,14 @@ class NextStepResets:
         valid = ~self.resetting
         self.resetting = np.asarray(done, dtype=bool).copy()
         return valid
+
+
+def step_all(envs: Sequence[VecEnv], actions: Sequence[torch.Tensor]) -> Iterator[Step]:
+    """Step every env with its row of ``actions``, yielding the Steps in order. Envs with ``send``/``recv``
+    all get their actions first and step side by side; the caller handles one env's Step while the
+    next ones may still be stepping."""
+    for env, row in zip(envs, actions):
+        if hasattr(env, "send"):
+            env.send(row)
+    for env, row in zip(envs, actions):
+        yield env.recv() if hasattr(env, "send") else env.step(row)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
-from mdpo.envs.base import Step, VecEnv
+from mdpo.envs.base import Step, VecEnv, step_all
 
 
 class RunningMeanStd:
@@ -67,7 +67,10 @@ class Monitor:
         return obs
 
     def step(self, actions: torch.Tensor) -> MonitoredStep:
-        s: Step = self.env.step(actions)
+        return self.record(self.env.step(actions))
+
+    def record(self, s: Step) -> MonitoredStep:
+        """What the learner and the logger see of the attached env's step ``s``."""
         valid_f = s.valid.float()
         self._raw_return += (s.reward if s.score is None else s.score) * valid_f
         self._length += valid_f
@@ -90,3 +93,9 @@ class Monitor:
 
     def load_state_dict(self, state: dict) -> None:
         self.return_rms.load_state_dict(state["return_rms"])
+
+
+def step_monitored(monitors: Sequence[Monitor], actions: Sequence[torch.Tensor]) -> Iterator[MonitoredStep]:
+    """Each monitor's env stepped with its row of ``actions``, all at once where they can (``step_all``)."""
+    for monitor, step in zip(monitors, step_all([m.env for m in monitors], actions)):
+        yield monitor.record(step)

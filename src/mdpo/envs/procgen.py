@@ -5,10 +5,10 @@ from __future__ import annotations
 import ctypes
 import os
 
-import numpy as np
 import torch
 
 from mdpo.envs.base import Step
+from mdpo.envs.staging import DeviceStaging
 from mdpo.errors import MdpoError
 
 GAMES = (
@@ -68,7 +68,11 @@ def _load_envpool():
 
 
 class ProcgenEnv:
-    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64)."""
+    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64).
+
+    ``send`` then ``recv`` is ``step`` in two halves (envpool's asynchronous API): the envs step on
+    envpool's threads in between, so several agents' envs can step at once (``base.step_all``).
+    """
 
     num_actions = 15
     obs_shape = (3, 64, 64)
@@ -79,28 +83,27 @@ class ProcgenEnv:
         check(game, mode)
         envpool = _load_envpool()
         self.num_envs = num_envs
-        self.device = device
+        self.staging = DeviceStaging(device)
         threads = num_threads or min(num_envs, os.cpu_count() or 1)
         self._env = envpool.make(
             f"{game.capitalize()}{mode.capitalize()}-v0", env_type="gymnasium", num_envs=num_envs,
             num_levels=num_levels, start_level=start_level, seed=seed, num_threads=threads,
         )
 
-    def _to(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device, non_blocking=True)
-
     def reset(self) -> torch.Tensor:
         obs, _ = self._env.reset()
-        return self._to(obs)
+        return self.staging.obs(obs)
+
+    def send(self, actions: torch.Tensor) -> None:
+        self._env.send(actions.cpu().numpy())
+
+    def recv(self) -> Step:
+        obs, reward, terminated, truncated, info = self._env.recv(reset=False, return_info=True)
+        return self.staging.step(obs, reward, terminated | truncated, info["elapsed_step"] > 0)
 
     def step(self, actions: torch.Tensor) -> Step:
-        obs, reward, terminated, truncated, info = self._env.step(actions.cpu().numpy())
-        return Step(
-            obs=self._to(obs),
-            reward=self._to(reward.astype(np.float32)),
-            done=self._to(terminated | truncated),
-            valid=self._to(info["elapsed_step"] > 0),
-        )
+        self.send(actions)
+        return self.recv()
 
     def close(self) -> None:
         self._env.close()
