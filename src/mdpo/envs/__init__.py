@@ -54,8 +54,11 @@ def _make_procgen(cfg: EnvConfig, num_envs: int, seed: int, device: torch.device
 
 
 def _knows_gymnasium(game: str) -> bool:
-    from mdpo.envs import gym
-
+    try:
+        from mdpo.envs import gym
+    except ImportError as exc:
+        raise MdpoError(f"{game!r} is no Procgen game, and Gymnasium ids need gymnasium ({exc}): "
+                        "pip install -e .") from None
     return gym.knows(game)
 
 
