@@ -94,17 +94,20 @@ def tables(runs: list[dict]) -> str:
         cell = lambda k: f"{f[k]:.2f}" if k in f else "(not finished)"  # noqa: E731
         lines.append(f"| {r['name']} | {r['steps']:,} | {r['last_return']:.2f} | {cell('eval/train_return')} | "
                      f"{cell('eval/test_return')} | {cell('eval/gap')} | {r['wall_s'] / 60:.0f} min |")
-    lines += ["", "| game | algorithm | seeds | training return, mean (min-max) | final eval train | final eval test "
-              "| gap |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "Finished runs only (every seed at its full step count):", "",
+              "| game | algorithm | seeds | training return, mean (min-max) | final eval train | final eval test "
+              "| gap | published (1M steps) |", "|---|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
     for r in runs:
-        grouped[r["game"], r["algo"]].append(r)
+        if r["final"]:
+            grouped[r["game"], r["algo"]].append(r)
     for (game, algo), rs in sorted(grouped.items()):
         last = [r["last_return"] for r in rs]
-        done = [r["final"] for r in rs if r["final"]]
-        mean = lambda k: f"{np.mean([f[k] for f in done]):.2f}" if done else "-"  # noqa: E731
+        mean = lambda k: f"{np.mean([r['final'][k] for r in rs]):.2f}"  # noqa: E731
+        published = "; ".join(f"{value:g} {source}" for step, value, source in PUBLISHED.get(game, []) if step)
         lines.append(f"| {game} | {algo} | {len(rs)} | {np.mean(last):.2f} ({min(last):.2f}-{max(last):.2f}) | "
-                     f"{mean('eval/train_return')} | {mean('eval/test_return')} | {mean('eval/gap')} |")
+                     f"{mean('eval/train_return')} | {mean('eval/test_return')} | {mean('eval/gap')} | "
+                     f"{published or '-'} |")
     return "\n".join(lines) + "\n"
 
 
