@@ -2,7 +2,8 @@
 
 ``make_env`` builds a family's env for a split: ``train`` (the configured training levels) or
 ``test`` (held-out levels: Procgen's full distribution; for Gymnasium, seeds outside the training ones).
-A new family is one ``Family`` entry: whether it knows a game, its one-line checks, its builder.
+A new family is one ``Family`` entry: whether it knows a game, its one-line checks, its builder, its
+observation spec and memory per env (checked before anything is built).
 """
 
 from __future__ import annotations
