@@ -26,7 +26,8 @@ from mdpo.logger import Logger, read_metrics
 from mdpo.memory import check_fits, rollout_bytes
 from mdpo.rollout import Rollout
 from mdpo.runs import CHECKPOINT, CONFIG, EVAL, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
-from mdpo.train import resume, train, with_device_flags
+from mdpo.runtime import with_device_flags
+from mdpo.train import resume, train
 from mdpo.workers import run_tasks
 
 

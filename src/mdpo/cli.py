@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from mdpo.config import ALGOS, PRESETS, RESUMABLE, Config, field_docs, get_field, resolve
+from mdpo.config import RESUMABLE, Config, field_docs, get_field, resolve
 from mdpo.errors import MdpoError
+from mdpo.presets import ALGOS, PRESETS
 
 # Subcommands that live in their own modules; each module has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (

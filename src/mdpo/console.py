@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mdpo.config import PRESETS, Config
+from mdpo.config import Config
 from mdpo.envs import family_of
 from mdpo.nets import choose_encoder
+from mdpo.presets import PRESETS
 
 if TYPE_CHECKING:
     from mdpo.train import Trainer

@@ -16,6 +16,7 @@ from mdpo.config import Config, agent_env
 from mdpo.envs import host_bytes_per_env, obs_spec
 from mdpo.errors import MdpoError
 from mdpo.rollout import SCALARS
+from mdpo.runtime import resolve_device
 
 HOST = torch.device("cpu")
 
@@ -83,3 +84,10 @@ def check_fits(cfg: Config, device: torch.device) -> None:
 
 def _gb(size: int) -> str:
     return f"{size / 1e9:,.1f} GB"
+
+
+def checked_device(cfg: Config) -> torch.device:
+    """The run's device, once it is sure that the run's rollout and envs fit in memory."""
+    device = resolve_device(cfg.device)
+    check_fits(cfg, device)
+    return device

@@ -111,6 +111,19 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None,
     return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
+# Adam's settings that say how it computes on its device, not what it computes
+DEVICE_FLAGS = ("fused", "foreach", "capturable")
+
+
+def with_device_flags(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An optimizer's saved state with ``optimizer``'s device flags. ``load_state_dict`` restores the
+    saved ``param_groups`` whole, flags included: a CPU run resumed on CUDA would step a non-fused Adam
+    whose step counts live on the GPU (a host sync per parameter per step), and save it so again."""
+    groups = [{**group, **{flag: now[flag] for flag in DEVICE_FLAGS if flag in now}}
+              for group, now in zip(saved["param_groups"], optimizer.param_groups)]
+    return {**saved, "param_groups": groups}
+
+
 @contextmanager
 def on_stop_signals(handler, signals=(signal.SIGINT, signal.SIGTERM)):
     """``handler`` handles ``signals`` during the block; outside the main thread, where Python cannot

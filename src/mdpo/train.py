@@ -32,7 +32,7 @@ from mdpo.envs import Monitor, make_env, split_warning, step_monitored
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
-from mdpo.memory import check_fits
+from mdpo.memory import checked_device
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
@@ -55,8 +55,8 @@ from mdpo.runtime import (
     configure_cpu_allocator,
     derive_seed,
     on_stop_signals,
-    resolve_device,
     sample_actions,
+    with_device_flags,
 )
 from mdpo.timing import PhaseTimer
 from mdpo.tracking import WandbTracker
@@ -362,26 +362,6 @@ class Trainer:
             tqdm.write(f"{self.stop_signal}: finishing this update, then writing a checkpoint")
 
         return on_stop_signals(handler)
-
-
-def checked_device(cfg: Config) -> torch.device:
-    """The run's device, once it is sure that the run's rollout and envs fit in memory."""
-    device = resolve_device(cfg.device)
-    check_fits(cfg, device)
-    return device
-
-
-# Adam's settings that say how it computes on its device, not what it computes
-DEVICE_FLAGS = ("fused", "foreach", "capturable")
-
-
-def with_device_flags(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
-    """An optimizer's saved state with ``optimizer``'s device flags. ``load_state_dict`` restores the
-    saved ``param_groups`` whole, flags included: a CPU run resumed on CUDA would step a non-fused Adam
-    whose step counts live on the GPU (a host sync per parameter per step), and save it so again."""
-    groups = [{**group, **{flag: now[flag] for flag in DEVICE_FLAGS if flag in now}}
-              for group, now in zip(saved["param_groups"], optimizer.param_groups)]
-    return {**saved, "param_groups": groups}
 
 
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:

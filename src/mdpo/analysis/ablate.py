@@ -9,8 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mdpo.config import ALGOS, Config, agent_env, from_dict, set_field, to_dict, validate
+from mdpo.config import Config, agent_env, from_dict, set_field, to_dict, validate
 from mdpo.errors import MdpoError
+from mdpo.presets import ALGOS
 from mdpo.runs import CHECKPOINT, load_config
 
 
