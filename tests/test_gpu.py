@@ -19,10 +19,11 @@ from mdpo.cohort import CohortPolicy
 from mdpo.config import resolve
 from mdpo.envs.procgen import ProcgenEnv
 from mdpo.nets import ActorCritic
+from mdpo.optimize import cohort_loss, optimize
+from mdpo.rollout import Batch
 from mdpo.runs import load_checkpoint
 from mdpo.runtime import configure_backends, cudnn_autotuning, sample_actions
 from mdpo.train import Trainer, resume, train
-from mdpo.update import cohort_loss, update
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -52,17 +53,18 @@ def _agents(k: int, device: torch.device, channels_last: bool = True) -> nn.Modu
     return agents
 
 
-def _batch(k: int, size: int = 64) -> dict[str, torch.Tensor]:
+def _batch(k: int, device: torch.device, size: int = 64) -> Batch:
     g = torch.Generator().manual_seed(1)
-    return {
-        "obs": torch.randint(0, 256, (k, size, *OBS), generator=g, dtype=torch.uint8),
-        "actions": torch.randint(0, 15, (k, size), generator=g),
-        "logprobs": -2.7 + 0.3 * torch.randn(k, size, generator=g),
-        "values": torch.randn(k, size, generator=g),
-        "advantages": torch.randn(k, size, generator=g),
-        "returns": torch.randn(k, size, generator=g),
-        "valids": torch.rand(k, size, generator=g) > 0.2,
-    }
+    batch = Batch(
+        obs=torch.randint(0, 256, (k, size, *OBS), generator=g, dtype=torch.uint8),
+        actions=torch.randint(0, 15, (k, size), generator=g),
+        logprobs=-2.7 + 0.3 * torch.randn(k, size, generator=g),
+        values=torch.randn(k, size, generator=g),
+        advantages=torch.randn(k, size, generator=g),
+        returns=torch.randn(k, size, generator=g),
+        valids=torch.rand(k, size, generator=g) > 0.2,
+    )
+    return Batch(*(field.to(device) for field in batch))
 
 
 def _flat(agents: nn.ModuleList) -> torch.Tensor:
@@ -80,9 +82,8 @@ def test_an_update_on_cuda_matches_the_cpu(algo):
         agents = _agents(k, device)
         optimizer = torch.optim.Adam(agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
                                      fused=device.type == "cuda")
-        batch = {name: value.to(device) for name, value in _batch(k).items()}
-        stats = update(agents, optimizer, batch, cfg, torch.Generator(device).manual_seed(2))
-        results.append((_flat(agents), stats.cpu()))
+        stats = optimize(agents, optimizer, _batch(k, device), cfg, torch.Generator(device).manual_seed(2), 1.0)
+        results.append((_flat(agents), stats.stacked().cpu()))
     (cpu_params, cpu_stats), (cuda_params, cuda_stats) = results
     assert (cpu_params - _flat(_agents(k, CPU))).abs().max() > 1e-4  # the update moved the parameters
     assert (cuda_params - cpu_params).abs().max().item() < PARAM_TOLERANCE
@@ -112,21 +113,21 @@ def test_a_compiled_network_on_cuda_matches_eager():
             for x, y in zip(a(obs), b(obs)):
                 torch.testing.assert_close(x, y, **FORWARD)
     cfg = resolve("paper", "mdpo", {"ppo.num_minibatches": 1, "ppo.epochs": 1})
-    batch = {name: value.to(CUDA) for name, value in _batch(2).items()}
-    losses = [cohort_loss(agents, batch, cfg)[0] for agents in (eager, compiled)]
+    batch = _batch(2, CUDA)
+    losses = [cohort_loss(agents, batch, cfg, 1.0)[0] for agents in (eager, compiled)]
     assert abs(losses[0].item() - losses[1].item()) < 1e-4 * max(1.0, abs(losses[0].item()))
 
 
 def test_bf16_autocast_keeps_logits_and_losses_in_float32_and_close():
     agents = _agents(2, CUDA)
-    batch = {name: value.to(CUDA) for name, value in _batch(2).items()}
+    batch = _batch(2, CUDA)
     cfg = resolve("paper", "mdpo")
-    full, full_stats = cohort_loss(agents, batch, cfg)
+    full, full_stats = cohort_loss(agents, batch, cfg, 1.0)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        logits, values = agents[0](batch["obs"][0])
-        half, half_stats = cohort_loss(agents, batch, cfg)
+        logits, values = agents[0](batch.obs[0])
+        half, half_stats = cohort_loss(agents, batch, cfg, 1.0)
     assert logits.dtype == values.dtype == half.dtype == torch.float32
-    assert torch.isfinite(half_stats).all()
+    assert torch.isfinite(half_stats.stacked()).all()
     # bf16 rounds to 8 significant bits (0.4%), products accumulate in float32: within 2% of float32
     assert abs(half.item() - full.item()) < 2e-2 * max(1.0, abs(full.item()))
 

@@ -8,7 +8,8 @@ from torch import nn
 
 from mdpo.config import resolve
 from mdpo.nets import ActorCritic
-from mdpo.update import update
+from mdpo.optimize import optimize
+from mdpo.rollout import Batch
 
 CASES = {
     "ppo": ("ppo", {}),
@@ -29,15 +30,15 @@ def _setup(algo, overrides):
     agents = nn.ModuleList(ActorCritic((3, 16, 16), 5, hidden=32) for _ in range(k))
     g = torch.Generator().manual_seed(1)
     size = 48
-    batch = {
-        "obs": torch.randint(0, 256, (k, size, 3, 16, 16), generator=g, dtype=torch.uint8),
-        "actions": torch.randint(0, 5, (k, size), generator=g),
-        "logprobs": -1.6 + 0.3 * torch.randn(k, size, generator=g),
-        "values": torch.randn(k, size, generator=g),
-        "advantages": torch.randn(k, size, generator=g),
-        "returns": torch.randn(k, size, generator=g),
-        "valids": torch.rand(k, size, generator=g) > 0.2,  # masked steps, unevenly per chunk
-    }
+    batch = Batch(
+        obs=torch.randint(0, 256, (k, size, 3, 16, 16), generator=g, dtype=torch.uint8),
+        actions=torch.randint(0, 5, (k, size), generator=g),
+        logprobs=-1.6 + 0.3 * torch.randn(k, size, generator=g),
+        values=torch.randn(k, size, generator=g),
+        advantages=torch.randn(k, size, generator=g),
+        returns=torch.randn(k, size, generator=g),
+        valids=torch.rand(k, size, generator=g) > 0.2,  # masked steps, unevenly per chunk
+    )
     return cfg, agents, batch
 
 
@@ -46,8 +47,8 @@ def _run(cfg, agents, batch, micro_batch):
     cfg.perf.micro_batch = micro_batch
     agents = copy.deepcopy(agents)
     optimizer = torch.optim.Adam(agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps)
-    stats = update(agents, optimizer, batch, cfg, torch.Generator().manual_seed(2))
-    return torch.cat([p.detach().flatten() for p in agents.parameters()]), stats
+    stats = optimize(agents, optimizer, batch, cfg, torch.Generator().manual_seed(2), cfg.cohort.alpha)
+    return torch.cat([p.detach().flatten() for p in agents.parameters()]), stats.stacked()
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -5,9 +5,8 @@ from torch import nn
 from mdpo.augment import AUGMENTATIONS
 from mdpo.config import resolve
 from mdpo.nets import ActorCritic
-from mdpo.update import STATS, cohort_loss, drac_term
-
-KL = STATS.index("distill")
+from mdpo.optimize import LossStats, cohort_loss, drac_term
+from mdpo.rollout import Batch
 
 
 def _cohort(k=2):
@@ -20,15 +19,15 @@ def _minibatch(k=2, m=6, mask_agents=()):
     valids = torch.ones(k, m, dtype=torch.bool)
     for i in mask_agents:
         valids[i] = False
-    return {
-        "obs": torch.randint(0, 256, (k, m, 3, 8, 8), generator=g, dtype=torch.uint8),
-        "actions": torch.randint(0, 5, (k, m), generator=g),
-        "logprobs": torch.full((k, m), -1.6),
-        "values": torch.zeros(k, m),
-        "advantages": torch.zeros(k, m),
-        "returns": torch.zeros(k, m),
-        "valids": valids,
-    }
+    return Batch(
+        obs=torch.randint(0, 256, (k, m, 3, 8, 8), generator=g, dtype=torch.uint8),
+        actions=torch.randint(0, 5, (k, m), generator=g),
+        logprobs=torch.full((k, m), -1.6),
+        values=torch.zeros(k, m),
+        advantages=torch.zeros(k, m),
+        returns=torch.zeros(k, m),
+        valids=valids,
+    )
 
 
 def _grad_norm(module):
@@ -42,9 +41,9 @@ def test_distillation_gradient_reaches_peer_unless_detached(detach):
     cfg = resolve("smoke", "mdpo", {"ppo.vf_coef": 0.0, "ppo.ent_coef": 0.0, "cohort.detach_peer": detach,
                                      "env.game": "coinrun"})
     agents = _cohort()
-    loss, stats = cohort_loss(agents, _minibatch(mask_agents=(1,)), cfg)
+    loss, stats = cohort_loss(agents, _minibatch(mask_agents=(1,)), cfg, cfg.cohort.alpha)
     loss.backward()
-    assert stats[0, KL] > 0  # the KL itself (distinct random inits)
+    assert stats.distill[0] > 0  # the KL itself (distinct random inits)
     assert _grad_norm(agents[0]) > 0
     if detach:
         assert _grad_norm(agents[1]) == 0
@@ -56,17 +55,17 @@ def test_cohort_loss_is_mean_of_agent_losses_plus_alpha_kl():
     cfg0 = resolve("smoke", "mdpo", {"cohort.alpha": 0.0})
     cfg1 = resolve("smoke", "mdpo", {"cohort.alpha": 1.0})
     agents, mb = _cohort(), _minibatch()
-    base, _ = cohort_loss(agents, mb, cfg0)
-    with_kl, stats = cohort_loss(agents, mb, cfg1)
+    base, _ = cohort_loss(agents, mb, cfg0, cfg0.cohort.alpha)
+    with_kl, stats = cohort_loss(agents, mb, cfg1, cfg1.cohort.alpha)
     # loss = mean_i (base_i + alpha * KL_i)
-    assert with_kl.item() == pytest.approx(base.item() + stats[:, KL].mean().item(), rel=1e-5)
+    assert with_kl.item() == pytest.approx(base.item() + stats.distill.mean().item(), rel=1e-5)
 
 
 def test_single_agent_has_no_distillation_term():
     cfg = resolve("smoke", "ppo")
     agents = _cohort(1)
-    _, stats = cohort_loss(agents, _minibatch(k=1), cfg)
-    assert stats.shape == (1, len(STATS)) and stats[0, KL] == 0
+    _, stats = cohort_loss(agents, _minibatch(k=1), cfg, cfg.cohort.alpha)
+    assert stats.stacked().shape == (1, len(LossStats._fields)) and stats.distill[0] == 0
 
 
 def test_best_teacher_is_one_way():
@@ -75,17 +74,17 @@ def test_best_teacher_is_one_way():
                                      "cohort.num_agents": 3})
     agents = _cohort(3)
     mb = _minibatch(k=3, mask_agents=(1,))  # the teacher's own terms are masked out
-    loss, stats = cohort_loss(agents, mb, cfg, teacher=1)
+    loss, stats = cohort_loss(agents, mb, cfg, cfg.cohort.alpha, teacher=1)
     loss.backward()
-    assert stats[1, KL] == 0 and (stats[[0, 2], KL] > 0).all()
+    assert stats.distill[1] == 0 and (stats.distill[[0, 2]] > 0).all()
     assert _grad_norm(agents[1]) == 0 and _grad_norm(agents[0]) > 0 and _grad_norm(agents[2]) > 0
 
 
 def test_peer_targets_each_vs_mean():
     agents, mb = _cohort(3), _minibatch(k=3)
-    each = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3}))[1][:, KL]
+    each = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3}), 1.0)[1].distill
     mean = cohort_loss(agents, mb, resolve("smoke", "mdpo", {"cohort.num_agents": 3,
-                                                             "cohort.peer_target": "mean"}))[1][:, KL]
+                                                             "cohort.peer_target": "mean"}), 1.0)[1].distill
     # KL(mixture || own) <= mean of KL(peer || own) (convexity of KL in its first argument)
     assert (mean <= each + 1e-7).all() and (mean < each).any()
 
@@ -93,7 +92,7 @@ def test_peer_targets_each_vs_mean():
 def test_drac_regulariser_is_zero_for_identity_and_positive_for_augmentations():
     agent = _cohort(1)[0]
     mb = _minibatch(k=1, m=8)
-    obs, valid = mb["obs"][0], mb["valids"][0]
+    obs, valid = mb.obs[0], mb.valids[0]
     count = valid.float().sum()
     logits, values = agent(obs)
     g = torch.Generator().manual_seed(0)
@@ -107,6 +106,6 @@ def test_drac_regulariser_is_zero_for_identity_and_positive_for_augmentations():
 
 def test_drac_adds_its_weighted_term_to_the_loss():
     agents, mb = _cohort(1), _minibatch(k=1)
-    plain, _ = cohort_loss(agents, mb, resolve("smoke", "ppo"))
-    loss, stats = cohort_loss(agents, mb, resolve("smoke", "drac"), generator=torch.Generator().manual_seed(0))
-    assert loss.item() == pytest.approx(plain.item() + 0.1 * stats[0, STATS.index("drac")].item(), rel=1e-5)
+    plain, _ = cohort_loss(agents, mb, resolve("smoke", "ppo"), 0.0)
+    loss, stats = cohort_loss(agents, mb, resolve("smoke", "drac"), 0.0, generator=torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(plain.item() + 0.1 * stats.drac[0].item(), rel=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -10,6 +11,27 @@ import torch
 SCALARS = {"actions": torch.int64, "logprobs": torch.float32, "values": torch.float32, "rewards": torch.float32,
            "dones": torch.bool, "valids": torch.bool, "episode_ends": torch.bool, "episode_returns": torch.float32,
            "episode_lengths": torch.float32}
+
+
+class Batch(NamedTuple):
+    """What the loss learns from: every agent's frames side by side, each field (K, B, ...)."""
+
+    obs: torch.Tensor  # (K, B, *obs_shape)
+    actions: torch.Tensor  # int64 (K, B)
+    logprobs: torch.Tensor  # float32 (K, B): of the actions, when they were taken
+    values: torch.Tensor  # float32 (K, B): the critic's, when they were taken
+    advantages: torch.Tensor  # float32 (K, B)
+    returns: torch.Tensor  # float32 (K, B): the value targets
+    valids: torch.Tensor  # bool (K, B): False on envpool's auto-reset steps, left out of every loss
+
+    def take(self, idx: torch.Tensor | slice) -> "Batch":
+        """Frames ``idx`` of every agent (the same positions for all)."""
+        return Batch(*(field[:, idx] for field in self))
+
+    @property
+    def frames(self) -> int:
+        """Frames per agent."""
+        return self.actions.shape[1]
 
 
 @dataclass
@@ -33,10 +55,14 @@ class Rollout:
 
         return cls(z(obs_dtype, *obs_shape), **{name: z(dtype) for name, dtype in SCALARS.items()})
 
-    def flat(self, name: str) -> torch.Tensor:
-        """Field ``name`` as (K, T*N, ...): one batch per agent."""
-        x = getattr(self, name)
-        return x.reshape(x.shape[0], -1, *x.shape[3:])
+    def batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
+        """The rollout with its advantages and returns (K, T, N) as one batch of T*N frames per agent."""
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(x.shape[0], -1, *x.shape[3:])
+
+        return Batch(flat(self.obs), flat(self.actions), flat(self.logprobs), flat(self.values), flat(advantages),
+                     flat(returns), flat(self.valids))
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, valids: torch.Tensor,

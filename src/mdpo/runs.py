@@ -112,6 +112,12 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     atomic_write(Path(run_dir) / CHECKPOINT, lambda f: torch.save(state, f))
 
 
+def kept_checkpoint(saved_update: int | None) -> str:
+    """What a stopped run keeps: the newest checkpoint's update, if one was written."""
+    return (f"the checkpoint of update {saved_update} is kept" if saved_update is not None
+            else "no checkpoint had been written yet")
+
+
 def load_config(run_dir: str | Path) -> Config:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

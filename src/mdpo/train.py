@@ -1,6 +1,6 @@
 """The cohort trainer: K agents collect, compute advantages and update together.
 
-K = 1 is plain PPO (or SPO); K >= 2 adds mutual distillation (see ``mdpo.update``). Each agent has
+K = 1 is plain PPO (or SPO); K >= 2 adds mutual distillation (see ``mdpo.optimize``). Each agent has
 its own envs, reward normaliser and rollout slice; one Adam covers all agents' parameters.
 
 An uninterrupted run keeps its environments for its whole life, as the authors' loop does.
@@ -33,6 +33,7 @@ from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
+from mdpo.optimize import distill_rewards, optimize
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
@@ -40,6 +41,7 @@ from mdpo.runs import (
     RESUMES,
     append_json_line,
     build_agents,
+    kept_checkpoint,
     load_agents,
     load_checkpoint,
     load_config,
@@ -58,9 +60,9 @@ from mdpo.runtime import (
     sample_actions,
     with_device_flags,
 )
+from mdpo.schedule import PeerSchedule
 from mdpo.timing import PhaseTimer
 from mdpo.tracking import WandbTracker
-from mdpo.update import distill_rewards, update
 from mdpo.update_metrics import check_finite, update_metrics
 
 
@@ -124,8 +126,7 @@ class Trainer:
         self.stop_signal: str | None = None
         self.training = False  # inside the update loop, where the first signal finishes the update
         self.test_frames: torch.Tensor | None = None  # held-out frames for the bound's estimates
-        self.teacher: int | None = None  # peer_target=best: the current teacher
-        self.recent_returns = torch.zeros(k, 2, device=self.device)  # (sum, episodes) since the last pick
+        self.schedule = PeerSchedule(cfg.cohort, self.device)
         if state:
             self.load_state_dict(state)
 
@@ -141,8 +142,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "monitors": [m.state_dict() for m in self.monitors],
             "generator": self.generator.get_state(),
-            "teacher": self.teacher,
-            "recent_returns": self.recent_returns,
+            **self.schedule.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -158,8 +158,7 @@ class Trainer:
             self.generator.set_state(saved)
         else:  # saved by another kind of device (CPU vs CUDA): its stream cannot continue here
             self.generator.manual_seed(derive_seed(self.cfg.seed, "generator", self.update_idx))
-        self.teacher = state["teacher"]
-        self.recent_returns = state["recent_returns"].to(self.device)
+        self.schedule.load_state_dict(state)
 
     def copy_encoder(self, run_dir: str, source_agent: int) -> None:
         _, source, _ = load_agents(run_dir, self.device)
@@ -218,22 +217,6 @@ class Trainer:
             rewards = rewards + distill_rewards(self.agents, after, r.dones, self.cfg, alpha)
         return gae(rewards, r.values, r.dones, r.valids, next_value, p.gamma, p.gae_lambda)
 
-    def alpha(self) -> float:
-        """The distillation weight at this update (linear warm-up when ``alpha_warmup`` > 0)."""
-        c = self.cfg.cohort
-        return c.alpha * min(1.0, (self.update_idx + 1) / c.alpha_warmup) if c.alpha_warmup else c.alpha
-
-    def pick_teacher(self) -> None:
-        """peer_target=best: every ``teacher_every`` updates the agent with the best mean episodic
-        return since the last pick becomes the teacher (PIEKD-style)."""
-        c = self.cfg.cohort
-        if c.peer_target != "best" or self.update_idx % c.teacher_every:
-            return
-        sums, counts = self.recent_returns.cpu().unbind(1)
-        if counts.min() > 0:
-            self.teacher = int((sums / counts).argmax())
-        self.recent_returns.zero_()
-
     def iteration(self) -> dict[str, float]:
         """One update of the whole cohort; returns its metrics."""
         cfg, r = self.cfg, self.rollout
@@ -241,28 +224,20 @@ class Trainer:
         lr = cfg.ppo.lr * (1.0 - self.update_idx / self.num_updates) if cfg.ppo.anneal_lr else cfg.ppo.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr  # also where a resumed run changed ppo.lr
-        self.pick_teacher()
-        alpha = self.alpha()
+        teacher = self.schedule.pick_teacher(self.update_idx)
+        alpha = self.schedule.alpha(self.update_idx)
         with self.timer("collect"):
             self.collect()
         with self.timer("advantages"):
             adv, returns = self.advantages(alpha)
-        batch = {name: r.flat(name) for name in ("obs", "actions", "logprobs", "values", "valids")}
-        batch["advantages"] = adv.flatten(1)
-        batch["returns"] = returns.flatten(1)
         with self.timer("update"):
-            stats = update(self.agents, self.optimizer, batch, cfg, self.generator, alpha, self.teacher)
+            stats = optimize(self.agents, self.optimizer, r.batch(adv, returns), cfg, self.generator, alpha, teacher)
         check_finite(stats, self.agents, self.update_idx, self.saved_update)
-        ends = r.episode_ends.float()
-        self.recent_returns += torch.stack([(r.episode_returns * ends).sum((1, 2)), ends.sum((1, 2))], dim=1)
+        self.schedule.tally(r)
         self.global_step += self.batch_steps
         self.update_idx += 1
         metrics = update_metrics(r, stats, returns, cfg, self.update_idx, lr, time.perf_counter() - start)
-        if cfg.cohort.num_agents > 1:
-            metrics["distill/alpha"] = alpha
-            if cfg.cohort.peer_target == "best":
-                metrics["distill/teacher"] = -1 if self.teacher is None else self.teacher
-        return metrics
+        return {**metrics, **self.schedule.metrics(alpha)}
 
     def evaluate(self, episodes: int) -> tuple[dict[str, float], list[dict]]:
         label = f"evaluating (update {self.update_idx})" if self.progress else None
@@ -327,8 +302,9 @@ class Trainer:
                 if self.update_idx >= self.num_updates and not self.stop_signal:
                     bar.set_postfix(postfix(self.final_evaluation(logger)), refresh=True)
         except KeyboardInterrupt:
-            kept = (f"the checkpoint of update {self.saved_update} is kept; continue with `mdpo train --resume "
-                    f"{self.run_dir}`" if self.saved_update is not None else "no checkpoint had been written yet")
+            kept = kept_checkpoint(self.saved_update)
+            if self.saved_update is not None:
+                kept += f"; continue with `mdpo train --resume {self.run_dir}`"
             raise Interrupted(f"interrupted at update {self.update_idx}: {kept}") from None
         finally:
             bar.close()

@@ -1,4 +1,4 @@
-"""One optimisation phase over a cohort's rollout: the per-minibatch cohort loss and the epoch loop.
+"""The optimisation phase of an update: the cohort loss of a minibatch and the epochs over a rollout.
 
 The cohort loss of the paper (Algorithm 1), for agents i = 1..K on one shared minibatch index:
     loss_i = policy_i + vf * value_i - ent * entropy_i + alpha * mean_{j != i} D(pi_i, pi_j; s_i)
@@ -16,6 +16,8 @@ gradient clip and optimizer step happen once per minibatch.
 
 from __future__ import annotations
 
+from typing import Iterator, NamedTuple
+
 import torch
 from torch import nn
 
@@ -23,14 +25,50 @@ from mdpo.augment import AUGMENTATIONS
 from mdpo.config import Config
 from mdpo.distill import DISTILL_LOSSES, DISTILL_REWARDS, kl, mean_policy_logits, with_temperature
 from mdpo.losses import POLICY_LOSSES, entropy, masked_mean, normalize_advantages, value_loss
+from mdpo.rollout import Batch
 from mdpo.runtime import autocast
 
-STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "distill", "drac")
-MINIBATCH_FIELDS = ("obs", "actions", "logprobs", "values", "advantages", "returns", "valids")
+
+class LossStats(NamedTuple):
+    """What the cohort loss reports, each (K,) detached: one value per agent."""
+
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+    distill: torch.Tensor  # agent i's distillation loss towards its peers (0 for one agent)
+    drac: torch.Tensor  # DrAC's regulariser (0 when off)
+
+    def stacked(self) -> torch.Tensor:
+        """(K, len(LossStats._fields)): one tensor to sum, check or copy to the host at once."""
+        return torch.stack(self, dim=1)
+
+    @classmethod
+    def of(cls, stacked: torch.Tensor) -> "LossStats":
+        return cls(*stacked.unbind(1))
+
+
+class Minibatch(NamedTuple):
+    """A minibatch ready for the loss, with what needs all of its frames, computed before it is cut
+    into chunks: every masked mean divides by the whole minibatch's valid count."""
+
+    batch: Batch  # advantages normalised if ``ppo.norm_adv``
+    counts: torch.Tensor  # (K,) valid frames per agent
+    augmented: torch.Tensor | None  # DrAC's augmented frames, (K, M, *obs_shape)
+
+    def chunks(self, size: int) -> Iterator["Minibatch"]:
+        """Consecutive slices of ``size`` frames per agent (all of them when ``size`` is 0)."""
+        frames = self.batch.frames
+        size = size or frames
+        for start in range(0, frames, size):
+            part = slice(start, start + size)
+            augmented = None if self.augmented is None else self.augmented[:, part]
+            yield Minibatch(self.batch.take(part), self.counts, augmented)
 
 
 def forward_all(agents: nn.ModuleList, obs: torch.Tensor, cross: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits[i, d] and values[i, d]: agent i on agent d's minibatch, obs (K, M, C, H, W).
+    """logits[i, d] and values[i, d]: agent i on agent d's minibatch, obs (K, M, *obs_shape).
 
     Without ``cross`` each agent sees only its own data and the result has d of size 1.
     """
@@ -81,113 +119,94 @@ def drac_term(agent: nn.Module, augmented: torch.Tensor, logits: torch.Tensor, v
     return g_pi + g_v
 
 
-def whole_minibatch(mb: dict[str, torch.Tensor], cfg: Config, generator: torch.Generator | None
-                    ) -> dict[str, torch.Tensor]:
-    """``mb`` plus what needs the whole minibatch, computed before it is cut into chunks: per-agent valid
-    counts (the denominators of every masked mean), normalised advantages and DrAC's augmented frames."""
-    whole = dict(mb)
-    valids = mb["valids"]
-    whole["counts"] = valids.float().sum(1).clamp(min=1.0)
+def prepare(mb: Batch, cfg: Config, generator: torch.Generator | None) -> Minibatch:
+    """``mb`` with its per-agent valid counts, normalised advantages and DrAC's augmented frames."""
     if cfg.ppo.norm_adv:
-        whole["advantages"] = torch.stack([normalize_advantages(a, v) for a, v in zip(mb["advantages"], valids)])
+        mb = mb._replace(advantages=torch.stack([normalize_advantages(a, v) for a, v in zip(mb.advantages, mb.valids)]))
+    augmented = None
     if cfg.drac.coef > 0:
         augment = AUGMENTATIONS[cfg.drac.augment]
-        whole["augmented"] = torch.stack([augment(obs, generator) for obs in mb["obs"]])
-    return whole
+        augmented = torch.stack([augment(obs, generator) for obs in mb.obs])
+    return Minibatch(mb, mb.valids.float().sum(1).clamp(min=1.0), augmented)
 
 
-def chunks(whole: dict[str, torch.Tensor], size: int):
-    """Consecutive slices of ``size`` frames per agent (all of them when ``size`` is 0); ``counts`` stays whole."""
-    frames = whole["actions"].shape[1]
-    size = size or frames
-    for start in range(0, frames, size):
-        yield {name: value if name == "counts" else value[:, start:start + size] for name, value in whole.items()}
-
-
-def chunk_loss(agents: nn.ModuleList, chunk: dict[str, torch.Tensor], cfg: Config, alpha: float,
-               teacher: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One chunk's share of the cohort loss and of the stats (K, len(STATS)), detached: summed over the
-    chunks of a minibatch (``whole_minibatch``), both equal those of the whole minibatch."""
+def chunk_loss(agents: nn.ModuleList, chunk: Minibatch, cfg: Config, alpha: float, teacher: int | None
+               ) -> tuple[torch.Tensor, LossStats]:
+    """One chunk's share of the cohort loss and of its stats: summed over the chunks of a minibatch
+    (``Minibatch.chunks``), both equal those of the whole minibatch."""
     p = cfg.ppo
     k = len(agents)
+    mb = chunk.batch
     distilling = k > 1 and alpha > 0
-    logits, values = forward_all(agents, chunk["obs"], cross=distilling)
+    logits, values = forward_all(agents, mb.obs, cross=distilling)
     policy_loss = POLICY_LOSSES[p.base_loss]
     losses, stats = [], []
     for i in range(k):
         own = i if distilling else 0
-        own_logits, own_values, valid, count = logits[i, own], values[i, own], chunk["valids"][i], chunk["counts"][i]
+        own_logits, own_values, valid, count = logits[i, own], values[i, own], mb.valids[i], chunk.counts[i]
         logp_all = torch.log_softmax(own_logits.float(), dim=-1)
-        logp = logp_all.gather(-1, chunk["actions"][i].unsqueeze(-1)).squeeze(-1)
-        log_ratio = logp - chunk["logprobs"][i]
-        pg = masked_mean(policy_loss(logp, chunk["logprobs"][i], chunk["advantages"][i], p.clip_coef), valid, count)
-        vl = masked_mean(value_loss(own_values, chunk["values"][i], chunk["returns"][i], p.clip_coef, p.clip_vloss),
-                          valid, count)
+        logp = logp_all.gather(-1, mb.actions[i].unsqueeze(-1)).squeeze(-1)
+        log_ratio = logp - mb.logprobs[i]
+        pg = masked_mean(policy_loss(logp, mb.logprobs[i], mb.advantages[i], p.clip_coef), valid, count)
+        vl = masked_mean(value_loss(own_values, mb.values[i], mb.returns[i], p.clip_coef, p.clip_vloss), valid, count)
         ent = masked_mean(entropy(own_logits), valid, count)
         loss = pg + p.vf_coef * vl - p.ent_coef * ent
         zero = torch.zeros((), device=loss.device)
         dl = distill_term(logits, i, valid, count, cfg, teacher) if distilling else zero
-        drac = (drac_term(agents[i], chunk["augmented"][i], own_logits, own_values, valid, count)
+        drac = (drac_term(agents[i], chunk.augmented[i], own_logits, own_values, valid, count)
                 if cfg.drac.coef > 0 else zero)
         losses.append(loss + alpha * dl + cfg.drac.coef * drac)
         with torch.no_grad():
             approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid, count)
             clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid, count)
             stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
-    return torch.stack(losses).mean(), torch.stack(stats)
+    return torch.stack(losses).mean(), LossStats.of(torch.stack(stats))
 
 
-def cohort_loss(agents: nn.ModuleList, mb: dict[str, torch.Tensor], cfg: Config, alpha: float | None = None,
-                teacher: int | None = None, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (scalar loss averaged over agents, stats (K, len(STATS)) detached) of a whole minibatch.
-
-    ``alpha`` overrides ``cfg.cohort.alpha`` (for schedules); ``teacher`` is the current teacher
-    when ``peer_target == 'best'``; ``generator`` draws DrAC's augmentations.
-    """
-    alpha = cfg.cohort.alpha if alpha is None else alpha
-    return chunk_loss(agents, whole_minibatch(mb, cfg, generator), cfg, alpha, teacher)
+def cohort_loss(agents: nn.ModuleList, mb: Batch, cfg: Config, alpha: float, teacher: int | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, LossStats]:
+    """(The loss averaged over agents, its stats) on a whole minibatch; ``alpha`` weighs distillation
+    (the schedule's value at this update), ``teacher`` is the current teacher when ``peer_target ==
+    'best'``, ``generator`` draws DrAC's augmentations."""
+    return chunk_loss(agents, prepare(mb, cfg, generator), cfg, alpha, teacher)
 
 
-def minibatch_step(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, mb: dict[str, torch.Tensor],
-                   cfg: Config, generator: torch.Generator, alpha: float, teacher: int | None) -> torch.Tensor:
+def minibatch_step(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, mb: Batch, cfg: Config,
+                   generator: torch.Generator, alpha: float, teacher: int | None) -> torch.Tensor:
     """One optimizer step on a minibatch, its gradients accumulated over chunks of ``perf.micro_batch``
-    frames per agent (peak memory scales with the chunk); returns the minibatch's stats."""
-    device = mb["actions"].device
+    frames per agent (peak memory scales with the chunk); returns the minibatch's stats, stacked."""
+    device = mb.actions.device
     optimizer.zero_grad(set_to_none=True)
     with autocast(cfg.perf.amp, device):
-        whole = whole_minibatch(mb, cfg, generator)
-    stats = torch.zeros(len(agents), len(STATS), device=device)
-    for chunk in chunks(whole, cfg.perf.micro_batch):
+        whole = prepare(mb, cfg, generator)
+    stats = torch.zeros(len(agents), len(LossStats._fields), device=device)
+    for chunk in whole.chunks(cfg.perf.micro_batch):
         with autocast(cfg.perf.amp, device):
             loss, chunk_stats = chunk_loss(agents, chunk, cfg, alpha, teacher)
         loss.backward()
-        stats += chunk_stats
+        stats += chunk_stats.stacked()
     for agent in agents:
         nn.utils.clip_grad_norm_(agent.parameters(), cfg.ppo.max_grad_norm)
     optimizer.step()
     return stats
 
 
-def update(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-           cfg: Config, generator: torch.Generator, alpha: float | None = None,
-           teacher: int | None = None) -> torch.Tensor:
-    """``cfg.ppo.epochs`` passes of minibatch steps over ``batch`` (fields (K, B, ...)).
+def optimize(agents: nn.ModuleList, optimizer: torch.optim.Optimizer, batch: Batch, cfg: Config,
+             generator: torch.Generator, alpha: float, teacher: int | None = None) -> LossStats:
+    """``cfg.ppo.epochs`` passes of minibatch steps over ``batch``; returns the mean stats.
 
-    One index permutation per epoch is shared by all agents. Returns mean stats (K, len(STATS)).
+    One index permutation per epoch is shared by all agents.
     """
     p = cfg.ppo
-    alpha = cfg.cohort.alpha if alpha is None else alpha
-    size = batch["actions"].shape[1]
+    size = batch.frames
     mb_size = size // p.num_minibatches
-    total = torch.zeros(len(agents), len(STATS), device=batch["actions"].device)
+    total = torch.zeros(len(agents), len(LossStats._fields), device=batch.actions.device)
     for _ in range(p.epochs):
         perm = torch.randperm(size, generator=generator, device=generator.device)
         for start in range(0, size, mb_size):
-            idx = perm[start:start + mb_size]
-            mb = {name: batch[name][:, idx] for name in MINIBATCH_FIELDS}
-            total += minibatch_step(agents, optimizer, mb, cfg, generator, alpha, teacher)
-    return total / (p.epochs * p.num_minibatches)
+            total += minibatch_step(agents, optimizer, batch.take(perm[start:start + mb_size]), cfg, generator,
+                                    alpha, teacher)
+    return LossStats.of(total / (p.epochs * p.num_minibatches))
 
 
 @torch.no_grad()
