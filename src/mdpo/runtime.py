@@ -8,10 +8,14 @@ import hashlib
 import signal
 import threading
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 
 from mdpo.errors import MdpoError
+
+if TYPE_CHECKING:
+    from mdpo.config import Config
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,6 +82,16 @@ def configure_cpu_allocator(heap: bool) -> bool:
     for param, value in (_HEAP_ONLY if heap else _GLIBC_SETTLED).items():
         mallopt(param, value)
     return True
+
+
+def configure_process(cfg: Config, device: torch.device) -> None:
+    """The process-wide settings a run's config asks for: torch threads (0 leaves torch's choice),
+    TF32 and cuDNN autotuning, and on the CPU malloc's heap. Entry points call it before training."""
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    configure_backends(cfg.perf.tf32)
+    if device.type == "cpu":
+        configure_cpu_allocator(cfg.perf.cpu_heap)
 
 
 def release_free_memory() -> None:

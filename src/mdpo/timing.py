@@ -67,11 +67,11 @@ class PhaseTimer:
     must not nest inside each other.
     """
 
-    def __init__(self, device: torch.device, sync: bool = False):
+    def __init__(self, device: torch.device, sync: bool = False, memory_phases: tuple[str, ...] = ()):
         self.sync = sync and device.type == "cuda"
         self.seconds: dict[str, float] = defaultdict(float)
         self.memory = MemoryProbe(device)
-        self.memory_phases: set[str] = set()
+        self.memory_phases = set(memory_phases)
         self.peak_bytes: dict[str, int] = defaultdict(int)
         self.start_bytes: dict[str, int] = {}
 
