@@ -21,18 +21,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mdpo.analysis.frames import held_out_frames
-from mdpo.analysis.perturb import random_conv
 from mdpo.bound import bound_estimates
 from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env, split_warning, step_monitored
+from mdpo.envs.frames import held_out_frames
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
+from mdpo.perturb import random_conv
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
