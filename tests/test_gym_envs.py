@@ -140,9 +140,9 @@ def test_unsupported_games_are_one_line_errors(game, message):
 
 
 def test_a_gymnasium_run_resumes_evaluates_and_reports(tmp_path, capsys):
+    from mdpo.analysis.report import write_report
     from mdpo.cli import main
     from mdpo.logger import read_metrics
-    from mdpo.report import write_report
 
     flags = ["--preset", "cartpole", "--total_steps", "512", "--eval.final_episodes", "3", "--out_dir",
              str(tmp_path / "runs"), "--quiet", "--torch_threads", "1", "--env.num_levels", "20"]

@@ -37,7 +37,7 @@ def test_random_conv_spans_the_pixel_range_and_differs_per_frame(layers, kernel)
 def test_random_conv_with_a_centred_delta_kernel_is_the_identity(monkeypatch):
     # a positive multiple of the identity kernel leaves a frame that already spans [0, 255] unchanged,
     # which checks the grouping (each frame its own weights, channel to channel) and the padding
-    from mdpo.analysis import perturb as module
+    from mdpo import perturb as module
 
     def delta(shape, generator, device, uniform=False):
         out_channels, in_channels, k, _ = shape
