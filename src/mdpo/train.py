@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from mdpo.bound import bound_estimates
-from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
@@ -30,8 +29,10 @@ from mdpo.envs import Monitor, make_env, split_warning, step_monitored
 from mdpo.envs.frames import held_out_frames
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
+from mdpo.grouped import GroupedPolicy
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
+from mdpo.nets import build_agents, sample_actions
 from mdpo.perturb import random_conv
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
@@ -39,7 +40,6 @@ from mdpo.runs import (
     EVAL,
     RESUMES,
     append_json_line,
-    build_agents,
     load_agents,
     load_checkpoint,
     load_config,
@@ -55,7 +55,6 @@ from mdpo.runtime import (
     configure_cpu_allocator,
     derive_seed,
     on_stop_signals,
-    sample_actions,
     with_device_flags,
 )
 from mdpo.timing import PhaseTimer
@@ -116,7 +115,7 @@ class Trainer:
         if cfg.net.freeze_encoder:
             for agent in self.agents:
                 agent.encoder.requires_grad_(False)
-        self.policy = CohortPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
+        self.policy = GroupedPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
                                           fused=self.device.type == "cuda")  # one kernel per step, no host syncs
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)

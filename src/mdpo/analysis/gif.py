@@ -16,7 +16,8 @@ from tqdm import tqdm
 from mdpo.config import Config, EnvConfig
 from mdpo.envs import Monitor, make_env
 from mdpo.errors import MdpoError
-from mdpo.runtime import derive_seed, sample_actions
+from mdpo.nets import sample_actions
+from mdpo.runtime import derive_seed
 
 # every STRIDE-th env step, shown in real time (Procgen renders at 15 steps/s); STRIDE keeps a
 # 1000-step (timed-out) episode's GIF at a few MB
