@@ -8,7 +8,6 @@ loop, so a whole evaluation takes about as long as its longest episode.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mdpo.config import Config, EnvConfig, agent_env
-from mdpo.envs import SPLITS, Monitor, make_env, score_range, step_monitored
+from mdpo.envs import SPLITS, EpisodeMonitor, make_env, score_range, step_monitored
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import sample_actions
 from mdpo.runtime import cudnn_autotuning, derive_seed
@@ -45,8 +44,8 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     job's envs step at once (``envs.step_all``). cuDNN's autotuner is off meanwhile.
     """
     envs = [make_env(job.env_cfg, episodes, job.seed, device, job.split) for job in jobs]
-    monitors = [Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device) for _ in jobs]
-    obs = torch.stack([m.attach(env) for m, env in zip(monitors, envs)])  # (jobs, N, C, H, W)
+    obs = torch.stack([env.reset() for env in envs])  # (jobs, N, C, H, W)
+    monitors = [EpisodeMonitor(env, obs.device) for env in envs]
     generators = [torch.Generator(device).manual_seed(job.seed) for job in jobs]
     returns = torch.zeros(len(jobs), episodes, device=device)
     lengths = torch.zeros_like(returns)
