@@ -13,11 +13,15 @@ Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid and mlp take 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from mdpo.config import Config
 from mdpo.errors import MdpoError
+
+if TYPE_CHECKING:  # an annotation only (config reads ENCODERS from here)
+    from mdpo.config import Config
 
 
 class ResidualBlock(nn.Module):
