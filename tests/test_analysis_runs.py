@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mdpo.analysis.frames import held_out_frames
+from mdpo.analysis.report import write_report
 from mdpo.cli import main
 from mdpo.config import resolve
-from mdpo.report import write_report
+from mdpo.envs.frames import held_out_frames
 from mdpo.runs import load_checkpoint
 from mdpo.train import train
 

@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mdpo.cohort import CohortPolicy
 from mdpo.config import resolve
 from mdpo.envs.base import obs_kind
-from mdpo.nets import ActorCritic, choose_encoder
-from mdpo.runs import build_agents
+from mdpo.grouped import GroupedPolicy
+from mdpo.nets import ActorCritic, build_agents, choose_encoder
 
 CASES = {  # encoder: (observation shape, dtype)
     "impala": ((3, 16, 16), torch.uint8),
@@ -39,7 +38,7 @@ def test_grouped_inference_matches_each_agent(encoder):
     torch.manual_seed(0)
     agents = nn.ModuleList(ActorCritic(shape, 5, hidden=32, encoder=encoder) for _ in range(2))
     obs = torch.stack([_obs(shape, dtype), _obs(shape, dtype).flip(0)])
-    logits, values = CohortPolicy(agents)(obs)
+    logits, values = GroupedPolicy(agents)(obs)
     with torch.no_grad():
         for i, agent in enumerate(agents):
             own_logits, own_values = agent(obs[i])

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from mdpo.bench import bench
-from mdpo.cohort import CohortPolicy
 from mdpo.config import resolve
 from mdpo.envs.procgen import ProcgenEnv
-from mdpo.nets import ActorCritic
+from mdpo.grouped import GroupedPolicy
+from mdpo.nets import ActorCritic, sample_actions
 from mdpo.optimize import cohort_loss, optimize
 from mdpo.rollout import Batch
 from mdpo.runs import load_checkpoint
-from mdpo.runtime import configure_backends, cudnn_autotuning, sample_actions
+from mdpo.runtime import configure_backends, cudnn_autotuning
 from mdpo.train import Trainer, resume, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -94,7 +94,7 @@ def test_an_update_on_cuda_matches_the_cpu(algo):
 def test_grouped_cohort_inference_on_cuda_matches_each_agent(k):
     agents = _agents(k, CUDA)
     obs = torch.randint(0, 256, (k, 64, *OBS), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    logits, values = CohortPolicy(agents)(obs.to(CUDA))
+    logits, values = GroupedPolicy(agents)(obs.to(CUDA))
     with torch.no_grad():
         for i, agent in enumerate(agents):
             own_logits, own_values = agent(obs[i].to(CUDA))

@@ -1,7 +1,6 @@
 """Gymnasium and envpool families: spaces, autoreset masking (both kinds), episode statistics and GAE on
 hand-computed cases, train/test seed splits, layout overlap warnings, one-line errors."""
 
-import math
 
 import gymnasium
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from mdpo.config import EnvConfig, resolve
-from mdpo.envs import Monitor, family_of, make_env, split_warning
+from mdpo.envs import EpisodeMonitor, family_of, make_env, split_warning
 from mdpo.envs.gym import GymnasiumEnv
 from mdpo.envs.levels import SeedSplit
 from mdpo.errors import MdpoError
@@ -44,8 +43,8 @@ gymnasium.register("mdpo-test/DictObs-v0", entry_point=DictObs)
 
 
 def _steps(env, count):
-    monitor = Monitor(gamma=1.0, clip=math.inf, normalize=False, device=CPU)
-    monitor.attach(env)
+    env.reset()
+    monitor = EpisodeMonitor(env, CPU)
     return [monitor.step(torch.zeros(env.num_envs, dtype=torch.long)) for _ in range(count)]
 
 
@@ -140,9 +139,9 @@ def test_unsupported_games_are_one_line_errors(game, message):
 
 
 def test_a_gymnasium_run_resumes_evaluates_and_reports(tmp_path, capsys):
+    from mdpo.analysis.report import write_report
     from mdpo.cli import main
     from mdpo.logger import read_metrics
-    from mdpo.report import write_report
 
     flags = ["--preset", "cartpole", "--total_steps", "512", "--eval.final_episodes", "3", "--out_dir",
              str(tmp_path / "runs"), "--quiet", "--torch_threads", "1", "--env.num_levels", "20"]

@@ -10,7 +10,7 @@ from torch.overrides import TorchFunctionMode
 
 from mdpo.envs import step_all
 from mdpo.envs.base import Step
-from mdpo.runtime import sample_actions
+from mdpo.nets import sample_actions
 from mdpo.train import Trainer
 
 # Tensor methods and functions that copy to the host or read a value there (multinomial checks its input)

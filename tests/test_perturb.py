@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mdpo.analysis.perturb import FAMILIES, PerturbSpec, color_jitter, perturb, random_conv
 from mdpo.errors import MdpoError
+from mdpo.perturb import FAMILIES, PerturbSpec, color_jitter, perturb, random_conv
 
 
 def _frames(n=6, seed=0):
@@ -37,7 +37,7 @@ def test_random_conv_spans_the_pixel_range_and_differs_per_frame(layers, kernel)
 def test_random_conv_with_a_centred_delta_kernel_is_the_identity(monkeypatch):
     # a positive multiple of the identity kernel leaves a frame that already spans [0, 255] unchanged,
     # which checks the grouping (each frame its own weights, channel to channel) and the padding
-    from mdpo.analysis import perturb as module
+    from mdpo import perturb as module
 
     def delta(shape, generator, device, uniform=False):
         out_channels, in_channels, k, _ = shape
@@ -66,7 +66,7 @@ def test_brightness_scales_pixels():
 def test_hue_keeps_greys_and_a_full_turn_is_the_identity():
     grey = torch.full((2, 3, 4, 4), 77, dtype=torch.uint8)
     assert torch.equal(color_jitter(grey, _gen(), 0, 0, 0, 0.5), grey)
-    from mdpo.analysis.perturb import _rotate_hue
+    from mdpo.perturb import _rotate_hue
 
     x = _frames(2).float() / 255
     assert torch.allclose(_rotate_hue(x, torch.ones(2)), x, atol=1e-5)

@@ -13,9 +13,9 @@ import pytest
 from mdpo.analysis.collect import Series, find_runs
 from mdpo.analysis.curves import band, smoothed
 from mdpo.analysis.labels import label_runs, short_value
+from mdpo.analysis.report import write_report
 from mdpo.cli import main
 from mdpo.config import dumps, resolve
-from mdpo.report import write_report
 
 
 def write_run(root: Path, game: str = "coinrun", algo: str = "ppo", seed: int = 1, preset: str = "smoke",

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from mdpo.analysis.perturb import PerturbSpec
 from mdpo.analysis.robustness import perturbed_copies, sensitivity
 from mdpo.analysis.tsne import spread
 from mdpo.nets import ActorCritic
+from mdpo.perturb import PerturbSpec
 
 CPU = torch.device("cpu")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mdpo.stats import (
+from mdpo.analysis.stats import (
     aggregate_iqm,
     aggregate_mean,
     aggregate_median,

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mdpo.analysis.perturb import color_jitter, random_conv
+from mdpo.perturb import color_jitter, random_conv
 
 
 def random_shift(frames: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:

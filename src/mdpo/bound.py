@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from mdpo.analysis.perturb import random_conv
 from mdpo.distill import kl
+from mdpo.perturb import random_conv
 
 Perturbation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

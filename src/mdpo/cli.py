@@ -16,7 +16,7 @@ from mdpo.presets import ALGOS, PRESETS
 
 # Subcommands that live in their own modules; each module has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
-    "bench", "analysis.robustness", "analysis.tsne", "analysis.ablate", "report", "sweep", "demo",
+    "bench", "analysis.robustness", "analysis.tsne", "analysis.ablate", "analysis.report", "sweep", "demo",
 )
 DEFAULT_PRESET = "paper"
 

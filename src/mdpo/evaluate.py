@@ -8,17 +8,17 @@ loop, so a whole evaluation takes about as long as its longest episode.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, EnvConfig, agent_env
-from mdpo.envs import SPLITS, Monitor, make_env, score_range, step_monitored
-from mdpo.runtime import cudnn_autotuning, derive_seed, sample_actions
+from mdpo.envs import SPLITS, EpisodeMonitor, make_env, score_range, step_monitored
+from mdpo.grouped import GroupedPolicy
+from mdpo.nets import sample_actions
+from mdpo.runtime import cudnn_autotuning, derive_seed
 
 
 @dataclass
@@ -40,12 +40,12 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
 
     Each step is one forward pass per agent over its jobs' unfinished envs or, with ``batched`` and
     several agents holding as many jobs each (a cohort's evaluation), one grouped pass for all agents
-    (see ``mdpo.cohort``); each job samples its actions from its own generator either way, and every
+    (see ``mdpo.grouped``); each job samples its actions from its own generator either way, and every
     job's envs step at once (``envs.step_all``). cuDNN's autotuner is off meanwhile.
     """
     envs = [make_env(job.env_cfg, episodes, job.seed, device, job.split) for job in jobs]
-    monitors = [Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device) for _ in jobs]
-    obs = torch.stack([m.attach(env) for m, env in zip(monitors, envs)])  # (jobs, N, C, H, W)
+    obs = torch.stack([env.reset() for env in envs])  # (jobs, N, C, H, W)
+    monitors = [EpisodeMonitor(env, obs.device) for env in envs]
     generators = [torch.Generator(device).manual_seed(job.seed) for job in jobs]
     returns = torch.zeros(len(jobs), episodes, device=device)
     lengths = torch.zeros_like(returns)
@@ -54,7 +54,7 @@ def play(jobs: list[Job], episodes: int, device: torch.device, greedy: bool = Fa
     rows = [[j for j, job in enumerate(jobs) if job.agent is agent] for agent in agents]
     logits_of = _sequential_logits
     if batched and len(agents) > 1 and len({len(mine) for mine in rows}) == 1:
-        logits_of = functools.partial(_grouped_logits, CohortPolicy(agents), torch.tensor(rows, device=device))
+        logits_of = functools.partial(_grouped_logits, GroupedPolicy(agents), torch.tensor(rows, device=device))
     bar = tqdm(total=finished.numel(), desc=progress, unit="episode", disable=progress is None, leave=False)
     with cudnn_autotuning(False):  # the batch shrinks as episodes end: nearly every step a new shape to tune
         while not bool(finished.all()):
@@ -84,7 +84,7 @@ def _sequential_logits(agents, rows, obs, finished):
                     yield j, part
 
 
-def _grouped_logits(policy: CohortPolicy, index: torch.Tensor, agents, rows, obs, finished):
+def _grouped_logits(policy: GroupedPolicy, index: torch.Tensor, agents, rows, obs, finished):
     """``_sequential_logits`` as one grouped pass over the env slots still running for any agent;
     ``index`` is ``rows`` as a tensor (K, jobs per agent)."""
     running = (~finished[index]).any(0)  # (jobs per agent, N)

@@ -7,14 +7,21 @@
 
 Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid and mlp take the values as they are
 (MinAtar's 0/1 channels, MiniGrid's object codes, CartPole's floats).
+
+``build_agents`` makes a cohort's networks for a checkpoint's spec; ``sample_actions`` draws their actions.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from mdpo.errors import MdpoError
+
+if TYPE_CHECKING:  # an annotation only (config reads ENCODERS from here)
+    from mdpo.config import Config
 
 
 class ResidualBlock(nn.Module):
@@ -142,7 +149,7 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns float32 (logits (N, A), value (N,)). Under autocast the heads still run in float32:
-        in bf16 the grouped network of collection (``mdpo.cohort``) and the agents of the update would
+        in bf16 the grouped network of collection (``mdpo.grouped``) and the agents of the update would
         round the logits differently, and the first epoch's ratio would not start at 1."""
         features = self.encoder(obs).float()
         with torch.autocast(features.device.type, enabled=False):
@@ -151,3 +158,43 @@ class ActorCritic(nn.Module):
     def use_channels_last(self) -> "ActorCritic":
         self.encoder.channels_last = True
         return self.to(memory_format=torch.channels_last)
+
+
+def observation_kind(spec: dict) -> str:
+    """The kind of observation (``mdpo.envs.base.OBS_KINDS``) of a checkpoint's "spec"; one saved before
+    kinds were recorded holds colour frames (Procgen or the coins toy)."""
+    return spec.get("obs_kind", "rgb")
+
+
+def build_agents(cfg: Config, spec: dict, device: torch.device) -> nn.ModuleList:
+    """The cohort's networks for observations and actions as a checkpoint's ``spec`` gives them,
+    initialised from ``cfg.seed``, laid out as ``cfg.perf`` asks."""
+    torch.manual_seed(cfg.seed)
+    encoder = choose_encoder(observation_kind(spec), cfg.net.encoder)
+    agents = nn.ModuleList(
+        ActorCritic(tuple(spec["obs_shape"]), spec["num_actions"], cfg.net.width, cfg.net.hidden, encoder)
+        for _ in range(cfg.cohort.num_agents)
+    ).to(device)
+    for agent in agents:
+        if cfg.perf.channels_last:
+            agent.use_channels_last()
+        if cfg.perf.compile:
+            agent.compile()
+    return agents
+
+
+def sample_actions(logits: torch.Tensor, generator: torch.Generator | None,
+                   greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions (int64) and their log-probabilities under ``logits`` (..., A), one draw per row.
+
+    A draw is ``torch.multinomial``'s own for one sample (argmax of p / q, q ~ Exp(1) from
+    ``generator``): the same actions from the same generator state, without the host sync in which
+    multinomial checks its probabilities, and for any number of leading dims (all agents at once).
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    if greedy:
+        actions = logp.argmax(-1)
+    else:
+        probs = logp.exp()
+        actions = (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
+    return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)

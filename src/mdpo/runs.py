@@ -27,7 +27,7 @@ from torch import nn
 
 from mdpo.config import Config, dumps, from_dict
 from mdpo.errors import MdpoError
-from mdpo.nets import ActorCritic, choose_encoder
+from mdpo.nets import build_agents, observation_kind
 
 CONFIG, CHECKPOINT, METRICS, EVAL = "config.json", "checkpoint.pt", "metrics.jsonl", "eval.json"
 RESUMES, LOCK = "resumes.jsonl", ".lock"
@@ -156,34 +156,11 @@ def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> 
     return state
 
 
-def observation_kind(spec: dict) -> str:
-    """The kind of observation (``mdpo.envs.base.OBS_KINDS``) of a checkpoint's "spec"; one saved before
-    kinds were recorded holds colour frames (Procgen or the coins toy)."""
-    return spec.get("obs_kind", "rgb")
-
-
 def require_colour_frames(run_dir: str | Path, what: str) -> None:
     """A one-line error unless the run in ``run_dir`` sees colour frames, which ``what`` needs."""
     kind = observation_kind(load_checkpoint(run_dir)["spec"])
     if kind != "rgb":
         raise MdpoError(f"{what} works on colour frames; {run_dir} has {kind} observations")
-
-
-def build_agents(cfg: Config, spec: dict, device: torch.device) -> nn.ModuleList:
-    """The cohort's networks for observations and actions as a checkpoint's ``spec`` gives them,
-    initialised from ``cfg.seed``, laid out as ``cfg.perf`` asks."""
-    torch.manual_seed(cfg.seed)
-    encoder = choose_encoder(observation_kind(spec), cfg.net.encoder)
-    agents = nn.ModuleList(
-        ActorCritic(tuple(spec["obs_shape"]), spec["num_actions"], cfg.net.width, cfg.net.hidden, encoder)
-        for _ in range(cfg.cohort.num_agents)
-    ).to(device)
-    for agent in agents:
-        if cfg.perf.channels_last:
-            agent.use_channels_last()
-        if cfg.perf.compile:
-            agent.compile()
-    return agents
 
 
 def load_agents(run_dir: str | Path, device: torch.device) -> tuple[Config, nn.ModuleList, dict]:

@@ -1,4 +1,4 @@
-"""Device choice, backend and allocator settings, seed derivation, action sampling and signal handlers."""
+"""Device choice, backend and allocator settings, seed derivation and signal handlers."""
 
 from __future__ import annotations
 
@@ -106,23 +106,6 @@ def derive_seed(*parts: object) -> int:
     between nearby runs that simple sums like ``seed + update`` would have."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def sample_actions(logits: torch.Tensor, generator: torch.Generator | None,
-                   greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Actions (int64) and their log-probabilities under ``logits`` (..., A), one draw per row.
-
-    A draw is ``torch.multinomial``'s own for one sample (argmax of p / q, q ~ Exp(1) from
-    ``generator``): the same actions from the same generator state, without the host sync in which
-    multinomial checks its probabilities, and for any number of leading dims (all agents at once).
-    """
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    if greedy:
-        actions = logp.argmax(-1)
-    else:
-        probs = logp.exp()
-        actions = (probs / torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
-    return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
 # Adam's settings that say how it computes on its device, not what it computes

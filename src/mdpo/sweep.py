@@ -78,7 +78,7 @@ def check_folders(trials: list[Trial]) -> None:
 
 def write_sweep_report(spec: Spec, trials: list[Trial]) -> Path:
     """``mdpo report`` over the trials that have finished, into SWEEP_DIR/report."""
-    from mdpo.report import write_report
+    from mdpo.analysis.report import write_report
 
     finished = [t.run_dir for t in trials if trial_state(t.run_dir) == "done"]
     if not finished:

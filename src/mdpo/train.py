@@ -21,26 +21,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mdpo.analysis.frames import held_out_frames
-from mdpo.analysis.perturb import random_conv
 from mdpo.bound import bound_estimates
-from mdpo.cohort import CohortPolicy
 from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
-from mdpo.envs import Monitor, make_env, split_warning, step_monitored
+from mdpo.envs import EpisodeMonitor, RewardNormalizer, make_env, split_warning, step_monitored
+from mdpo.envs.frames import held_out_frames
 from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
+from mdpo.grouped import GroupedPolicy
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
+from mdpo.nets import build_agents, sample_actions
 from mdpo.optimize import distill_rewards, optimize
+from mdpo.perturb import random_conv
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
     CONFIG,
     EVAL,
     RESUMES,
     append_json_line,
-    build_agents,
     kept_checkpoint,
     load_agents,
     load_checkpoint,
@@ -57,7 +57,6 @@ from mdpo.runtime import (
     configure_cpu_allocator,
     derive_seed,
     on_stop_signals,
-    sample_actions,
     with_device_flags,
 )
 from mdpo.schedule import PeerSchedule
@@ -101,8 +100,8 @@ class Trainer:
         self.update_idx = state["update"] if state else 0
         self.global_step = state["global_step"] if state else 0
         self.saved_update = self.update_idx if state else None  # of the newest checkpoint on disk
-        self.monitors = [Monitor(cfg.ppo.gamma, cfg.ppo.reward_clip, cfg.ppo.norm_reward, self.device)
-                         for _ in range(k)]
+        self.normalizers = [RewardNormalizer(cfg.ppo.gamma, cfg.ppo.reward_clip, cfg.ppo.norm_reward, self.device)
+                            for _ in range(k)]
         self.envs: list = []
         self.start_envs()
         first = self.envs[0]
@@ -118,7 +117,7 @@ class Trainer:
         if cfg.net.freeze_encoder:
             for agent in self.agents:
                 agent.encoder.requires_grad_(False)
-        self.policy = CohortPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
+        self.policy = GroupedPolicy(self.agents, cfg.perf.batched_inference)  # refreshed before each use
         self.optimizer = torch.optim.Adam(self.agents.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps,
                                           fused=self.device.type == "cuda")  # one kernel per step, no host syncs
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
@@ -140,7 +139,7 @@ class Trainer:
             "spec": self.spec,
             "agents": self.agents.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "monitors": [m.state_dict() for m in self.monitors],
+            "monitors": [n.state_dict() for n in self.normalizers],  # a Monitor held these once: old checkpoints load
             "generator": self.generator.get_state(),
             **self.schedule.state_dict(),
         }
@@ -151,8 +150,8 @@ class Trainer:
             self.optimizer.load_state_dict(with_device_flags(state["optimizer"], self.optimizer))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise MdpoError(f"checkpoint does not fit this config ({str(exc).splitlines()[0]})") from None
-        for monitor, s in zip(self.monitors, state["monitors"]):
-            monitor.load_state_dict(s)
+        for normalizer, s in zip(self.normalizers, state["monitors"]):
+            normalizer.load_state_dict(s)
         saved = state["generator"].cpu()
         if saved.numel() == self.generator.get_state().numel():
             self.generator.set_state(saved)
@@ -175,13 +174,16 @@ class Trainer:
         resumed run can repeat them); episodes in progress are abandoned."""
         for env in self.envs:
             env.close()
-        self.envs, self.next_obs = [], []
-        for i, monitor in enumerate(self.monitors):
+        self.envs, self.monitors, self.next_obs = [], [], []
+        for i, normalizer in enumerate(self.normalizers):
             agent_part = 0 if self.cfg.cohort.same_env_seed else i
             seed = derive_seed(self.cfg.seed, "train", agent_part, self.update_idx)
             env = make_env(agent_env(self.cfg, i), self.cfg.env.num_envs, seed, self.device, "train")
+            obs = env.reset()
             self.envs.append(env)
-            self.next_obs.append(monitor.attach(env))
+            self.monitors.append(EpisodeMonitor(env, obs.device))
+            normalizer.start(env.num_envs, obs.device)
+            self.next_obs.append(obs)
 
     # ---- one update: collect, advantages, learn ----------------------------------------------
 
@@ -200,7 +202,8 @@ class Trainer:
             host_actions = actions.cpu()
             with self.timer("env"):
                 for i, step in enumerate(step_monitored(self.monitors, host_actions)):
-                    r.rewards[i, t], r.dones[i, t], r.valids[i, t] = step.reward, step.done, step.valid
+                    reward = self.normalizers[i](step.reward, step.done, step.valid)
+                    r.rewards[i, t], r.dones[i, t], r.valids[i, t] = reward, step.done, step.valid
                     r.episode_ends[i, t] = step.episode_end
                     r.episode_returns[i, t], r.episode_lengths[i, t] = step.episode_return, step.episode_length
                     self.next_obs[i] = step.obs

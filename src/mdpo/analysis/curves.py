@@ -9,7 +9,7 @@ import numpy as np
 
 from mdpo.analysis.collect import Run, Series
 from mdpo.analysis.plots import LINESTYLES, MARKERS, Line, Style
-from mdpo.stats import bootstrap_mean
+from mdpo.analysis.stats import bootstrap_mean
 
 TITLES = {
     "eval/test_return": "Test return (unseen levels)",

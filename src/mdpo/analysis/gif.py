@@ -14,9 +14,10 @@ from torch import nn
 from tqdm import tqdm
 
 from mdpo.config import Config, EnvConfig
-from mdpo.envs import Monitor, make_env
+from mdpo.envs import EpisodeMonitor, make_env
 from mdpo.errors import MdpoError
-from mdpo.runtime import derive_seed, sample_actions
+from mdpo.nets import sample_actions
+from mdpo.runtime import derive_seed
 
 # every STRIDE-th env step, shown in real time (Procgen renders at 15 steps/s); STRIDE keeps a
 # 1000-step (timed-out) episode's GIF at a few MB
@@ -32,8 +33,8 @@ def record_episodes(agent: nn.Module, env_cfg: EnvConfig, episodes: int, seed: i
     raw return so far at each frame. Like ``evaluate.play``, each env's first episode only; with
     ``progress`` (a label), a bar counts finished episodes."""
     env = make_env(env_cfg, episodes, seed, device, "test")
-    monitor = Monitor(gamma=1.0, clip=math.inf, normalize=False, device=device)
-    obs = monitor.attach(env)
+    obs = env.reset()
+    monitor = EpisodeMonitor(env, obs.device)
     generator = torch.Generator(device).manual_seed(seed)
     frames = [[f] for f in obs.permute(0, 2, 3, 1).cpu().numpy()]
     returns = [[0.0] for _ in range(episodes)]

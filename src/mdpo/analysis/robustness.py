@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mdpo.analysis.frames import held_out_frames
-from mdpo.analysis.perturb import FAMILIES, JITTER_KEYS, PerturbSpec, perturb
 from mdpo.config import Config
 from mdpo.distill import kl
+from mdpo.envs.frames import held_out_frames
 from mdpo.errors import MdpoError
+from mdpo.perturb import FAMILIES, JITTER_KEYS, PerturbSpec, perturb
 from mdpo.runs import CHECKPOINT, load_agents, load_config, require_colour_frames, write_json
 from mdpo.runtime import derive_seed, resolve_device
 

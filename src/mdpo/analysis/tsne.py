@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mdpo.analysis.perturb import FAMILIES
 from mdpo.analysis.robustness import Probe, add_perturb_arguments, check_runs, encode, spec_from_args
 from mdpo.errors import MdpoError
+from mdpo.perturb import FAMILIES
 from mdpo.runs import load_agents, write_json
 from mdpo.runtime import resolve_device
 

@@ -16,7 +16,7 @@ import torch
 from mdpo.config import EnvConfig
 from mdpo.envs import procgen
 from mdpo.envs.base import OBS_KINDS, Step, VecEnv, step_all
-from mdpo.envs.monitor import Monitor, MonitoredStep, step_monitored
+from mdpo.envs.monitor import EpisodeMonitor, MonitoredStep, RewardNormalizer, step_monitored
 from mdpo.errors import MdpoError
 
 SPLITS = ("train", "test")
@@ -193,5 +193,6 @@ def split_warning(cfg: EnvConfig) -> str | None:
             "also occur in training, so test returns partly measure training levels")
 
 
-__all__ = ["FAMILIES", "OBS_KINDS", "Monitor", "MonitoredStep", "Step", "VecEnv", "check_env_config", "family_of",
-           "host_bytes_per_env", "make_env", "obs_spec", "score_range", "split_warning", "step_all", "step_monitored"]
+__all__ = ["FAMILIES", "OBS_KINDS", "EpisodeMonitor", "MonitoredStep", "RewardNormalizer", "Step", "VecEnv",
+           "check_env_config", "family_of", "host_bytes_per_env", "make_env", "obs_spec", "score_range",
+           "split_warning", "step_all", "step_monitored"]

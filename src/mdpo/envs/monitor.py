@@ -1,4 +1,6 @@
-"""What the learner sees vs what the logger sees: reward normalisation and raw episode statistics."""
+"""What the logger sees and what the learner sees of a VecEnv's steps, kept apart as Stable-Baselines3's
+VecMonitor and VecNormalize: raw episode statistics (``EpisodeMonitor``) and normalised rewards
+(``RewardNormalizer``, whose statistics a checkpoint keeps)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class RunningMeanStd:
 
 class MonitoredStep(NamedTuple):
     obs: torch.Tensor
-    reward: torch.Tensor  # normalised and clipped (what the learner sees)
+    reward: torch.Tensor  # as the env gave it
     done: torch.Tensor
     valid: torch.Tensor
     episode_end: torch.Tensor  # bool (N,): an episode finished here
@@ -48,45 +50,54 @@ class MonitoredStep(NamedTuple):
     episode_length: torch.Tensor  # its length in real transitions (0 elsewhere)
 
 
-class Monitor:
-    """Wraps a VecEnv: normalises rewards by the running std of the discounted return (as
-    baselines' VecNormalize: accumulate, update, scale, clip, reset at episode end) and tracks
-    raw episode returns and lengths. Steps with ``valid == False`` change nothing."""
+class EpisodeMonitor:
+    """Raw episode returns and lengths of ``env``'s episodes, from a reset the caller has just made
+    (on ``device``, where the env's steps arrive). Steps with ``valid == False`` change nothing."""
 
-    def __init__(self, gamma: float, clip: float, normalize: bool, device: torch.device):
-        self.gamma, self.clip, self.normalize = gamma, clip, normalize
-        self.return_rms = RunningMeanStd(device)
-        self.env: VecEnv | None = None
-
-    def attach(self, env: VecEnv) -> torch.Tensor:
-        """Start a fresh set of episodes on ``env``; the normaliser's statistics carry over."""
+    def __init__(self, env: VecEnv, device: torch.device):
         self.env = env
-        obs = env.reset()
-        zeros = torch.zeros(env.num_envs, device=obs.device)
-        self._discounted, self._raw_return, self._length = zeros.double(), zeros.clone(), zeros.clone()
-        return obs
+        zeros = torch.zeros(env.num_envs, device=device)
+        self._return, self._length = zeros, zeros.clone()
 
     def step(self, actions: torch.Tensor) -> MonitoredStep:
         return self.record(self.env.step(actions))
 
     def record(self, s: Step) -> MonitoredStep:
-        """What the learner and the logger see of the attached env's step ``s``."""
+        """The env's step ``s`` with the statistics of the episodes it ends."""
         valid_f = s.valid.float()
-        self._raw_return += (s.reward if s.score is None else s.score) * valid_f
+        self._return += (s.reward if s.score is None else s.score) * valid_f
         self._length += valid_f
-        reward = s.reward
-        if self.normalize:
-            self._discounted = torch.where(s.valid, self._discounted * self.gamma + s.reward.double(), self._discounted)
-            self.return_rms.update(self._discounted, s.valid)
-            reward = (s.reward.double() / torch.sqrt(self.return_rms.var + 1e-8)).float()
-            reward = reward.clamp(-self.clip, self.clip)
         end = (s.done if s.game_over is None else s.game_over) & s.valid
-        out = MonitoredStep(s.obs, reward, s.done, s.valid, end,
-                            torch.where(end, self._raw_return, 0.0), torch.where(end, self._length, 0.0))
+        out = MonitoredStep(s.obs, s.reward, s.done, s.valid, end,
+                            torch.where(end, self._return, 0.0), torch.where(end, self._length, 0.0))
         keep = (~end).float()
-        self._raw_return, self._length = self._raw_return * keep, self._length * keep
-        self._discounted = self._discounted * (~(s.done & s.valid)).double()
+        self._return, self._length = self._return * keep, self._length * keep
         return out
+
+
+class RewardNormalizer:
+    """Rewards divided by the running std of the discounted return, then clipped (as baselines'
+    VecNormalize: accumulate, update, scale, clip, reset at episode end); steps with ``valid ==
+    False`` change nothing. Without ``normalize`` rewards pass unchanged and the statistics keep their
+    start, so every run's checkpoint holds them alike."""
+
+    def __init__(self, gamma: float, clip: float, normalize: bool, device: torch.device):
+        self.gamma, self.clip, self.normalize = gamma, clip, normalize
+        self.return_rms = RunningMeanStd(device)
+
+    def start(self, num_envs: int, device: torch.device) -> None:
+        """Fresh envs: no discounted return in progress; the statistics carry over."""
+        self._discounted = torch.zeros(num_envs, device=device).double()
+
+    def __call__(self, reward: torch.Tensor, done: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """What the learner sees of one step's ``reward``."""
+        if not self.normalize:
+            return reward
+        self._discounted = torch.where(valid, self._discounted * self.gamma + reward.double(), self._discounted)
+        self.return_rms.update(self._discounted, valid)
+        scaled = (reward.double() / torch.sqrt(self.return_rms.var + 1e-8)).float()
+        self._discounted = self._discounted * (~(done & valid)).double()
+        return scaled.clamp(-self.clip, self.clip)
 
     def state_dict(self) -> dict:
         return {"return_rms": self.return_rms.state_dict()}
@@ -95,7 +106,7 @@ class Monitor:
         self.return_rms.load_state_dict(state["return_rms"])
 
 
-def step_monitored(monitors: Sequence[Monitor], actions: Sequence[torch.Tensor]) -> Iterator[MonitoredStep]:
+def step_monitored(monitors: Sequence[EpisodeMonitor], actions: Sequence[torch.Tensor]) -> Iterator[MonitoredStep]:
     """Each monitor's env stepped with its row of ``actions``, all at once where they can (``step_all``)."""
     for monitor, step in zip(monitors, step_all([m.env for m in monitors], actions)):
         yield monitor.record(step)

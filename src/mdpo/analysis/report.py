@@ -20,9 +20,7 @@ import numpy as np
 from mdpo.analysis.collect import Run, duplicates, find_runs
 from mdpo.analysis.document import Document
 from mdpo.analysis.labels import label_runs, run_order
-from mdpo.errors import MdpoError
-from mdpo.runs import write_json
-from mdpo.stats import (
+from mdpo.analysis.stats import (
     aggregate_iqm,
     aggregate_mean,
     aggregate_median,
@@ -30,6 +28,8 @@ from mdpo.stats import (
     probability_of_improvement,
     stratified_bootstrap,
 )
+from mdpo.errors import MdpoError
+from mdpo.runs import write_json
 
 AGGREGATES = {"mean": aggregate_mean, "median": aggregate_median, "iqm": aggregate_iqm}
 BOOTSTRAP_REPS = 2000

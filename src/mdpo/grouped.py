@@ -80,7 +80,7 @@ def grouped_network(agents: nn.ModuleList) -> nn.Module:
     return template
 
 
-class CohortPolicy:
+class GroupedPolicy:
     """The cohort's forward pass on each agent's own frames: obs uint8 (K, N, C, H, W) ->
     (logits float32 (K, N, A), values float32 (K, N)), agent k on obs[k].
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mdpo.cohort import CohortPolicy
+from mdpo.grouped import GroupedPolicy
 from mdpo.nets import ActorCritic
 from mdpo.train import Trainer
 
@@ -27,7 +27,7 @@ def _agents(k, channels_last):
 def test_batched_matches_sequential(k, channels_last):
     agents = _agents(k, channels_last)
     obs = torch.randint(0, 256, (k, 6, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    logits, values = CohortPolicy(agents)(obs)
+    logits, values = GroupedPolicy(agents)(obs)
     assert logits.shape == (k, 6, 5) and values.shape == (k, 6)
     assert logits.dtype == values.dtype == torch.float32
     with torch.no_grad():
@@ -40,16 +40,16 @@ def test_batched_matches_sequential(k, channels_last):
 def test_compiled_agents_run_grouped_without_compiling():
     agents = _agents(2, True)
     obs = torch.randint(0, 256, (2, 4, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    expected = CohortPolicy(agents)(obs)
+    expected = GroupedPolicy(agents)(obs)
     for agent in agents:
         agent.compile()  # compiles lazily, on the first call of the agent itself
-    for got, want in zip(CohortPolicy(agents)(obs), expected):
+    for got, want in zip(GroupedPolicy(agents)(obs), expected):
         assert torch.equal(got, want)
 
 
 def test_refresh_takes_new_weights():
     agents = _agents(2, True)
-    policy = CohortPolicy(agents)
+    policy = GroupedPolicy(agents)
     obs = torch.zeros(2, 3, 3, 16, 16, dtype=torch.uint8)
     before = policy(obs)[1]
     with torch.no_grad():
@@ -62,7 +62,7 @@ def test_refresh_takes_new_weights():
 def test_heads_run_in_float32_under_bf16_autocast():
     # else the grouped network (collection) and the agents (update) round the logits each their own way
     agents = _agents(2, True)
-    policy = CohortPolicy(agents)
+    policy = GroupedPolicy(agents)
     seen = []
     for network in (agents[0], policy.network):
         for head in (network.actor, network.critic):
