@@ -17,23 +17,22 @@ import tempfile
 import torch
 
 from mdpo.config import resolve
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 
 def measure(cfg, updates: int, restart: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, run_dir, progress=False)
+        trainer = Trainer(cfg, run_dir)
         ended, cut, lengths = 0, 0, []
         for _ in range(updates):
-            trainer.iteration()
+            trainer.update()
             r = trainer.rollout
             ended += int(r.episode_ends.sum())
             lengths += r.episode_lengths[r.episode_ends].tolist()
             if restart and trainer.update_idx % cfg.checkpoint_every == 0:
                 cut += sum(int((m._length > 0).sum()) for m in trainer.monitors)
                 trainer.start_envs()
-        for env in trainer.envs:
-            env.close()
+        trainer.close()
     return {"ended": ended, "cut": cut, "cut_fraction": cut / max(ended + cut, 1),
             "mean_length": sum(lengths) / max(len(lengths), 1)}
 

@@ -5,7 +5,7 @@ from mdpo.config import EnvConfig, agent_env, resolve
 from mdpo.envs import make_env
 from mdpo.envs.coins import AGENT_RGB, AGREEMENTS, COIN_RGB, HEIGHT, MAX_STEPS, STAY, CoinsEnv, parse_agreement
 from mdpo.errors import MdpoError
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 CPU = torch.device("cpu")
 RED = torch.tensor([255, 0, 0], dtype=torch.uint8)
@@ -110,7 +110,7 @@ def test_each_agent_trains_and_is_evaluated_on_its_own_distribution(tmp_path):
         "env.game": "coins", "env.agreement": 1.0, "cohort.agent_env": [{}, {"agreement": 0.0}],
         "env.num_envs": 64, "ppo.num_steps": 8, "net.hidden": 16, "eval.bound": False, "torch_threads": 1,
     })
-    trainer = Trainer(cfg, tmp_path, progress=False)
+    trainer = Trainer(cfg, tmp_path)
     trainer.collect()
     frames = trainer.rollout.obs.flatten(1, 2)  # (K, T*N, C, H, W): every frame each agent trained on
     rates = []

@@ -23,7 +23,8 @@ from mdpo.optimize import cohort_loss, optimize
 from mdpo.rollout import Batch
 from mdpo.runs import load_checkpoint
 from mdpo.runtime import configure_backends, cudnn_autotuning
-from mdpo.train import Trainer, resume, train
+from mdpo.train import resume, train
+from mdpo.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -157,7 +158,7 @@ def test_procgen_trains_and_benches_on_cuda(tiny):
 
 
 def test_collection_waits_for_the_gpu_once_per_step(tiny, tmp_path):
-    trainer = Trainer(tiny("mdpo", **{"env.game": "bigfish", "device": "cuda"}), tmp_path / "run", progress=False)
+    trainer = Trainer(tiny("mdpo", **{"env.game": "bigfish", "device": "cuda"}), tmp_path / "run")
     trainer.collect()  # the first: buffers allocated and pinned
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("warn")

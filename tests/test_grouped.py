@@ -6,7 +6,7 @@ from torch import nn
 
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import ActorCritic
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 # Measured: at most 1.5e-8 on logits and 6e-8 on values (grouped convolutions and batched matmuls
 # sum in another order than the per-agent kernels).
@@ -77,8 +77,8 @@ def test_heads_run_in_float32_under_bf16_autocast():
 def test_training_with_batched_inference_matches_sequential(tiny, tmp_path):
     runs = {}
     for batched in (False, True):
-        trainer = Trainer(tiny("mdpo", **{"perf.batched_inference": batched}), tmp_path / str(batched), progress=False)
-        metrics = trainer.iteration()
+        trainer = Trainer(tiny("mdpo", **{"perf.batched_inference": batched}), tmp_path / str(batched))
+        metrics = trainer.update()
         runs[batched] = (trainer.rollout.actions.clone(), metrics)
     assert torch.equal(runs[False][0], runs[True][0])  # the same sampled actions
     for key, value in runs[False][1].items():

@@ -11,7 +11,7 @@ from torch.overrides import TorchFunctionMode
 from mdpo.envs import step_all
 from mdpo.envs.base import Step
 from mdpo.nets import sample_actions
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 # Tensor methods and functions that copy to the host or read a value there (multinomial checks its input)
 HOST_READS = {torch.Tensor.cpu, torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.__bool__,
@@ -31,7 +31,7 @@ class CountHostReads(TorchFunctionMode):
 
 
 def test_collection_reads_the_device_once_per_step(tiny, tmp_path):
-    trainer = Trainer(tiny("mdpo", **{"env.game": "coins"}), tmp_path / "run", progress=False)
+    trainer = Trainer(tiny("mdpo", **{"env.game": "coins"}), tmp_path / "run")
     with CountHostReads() as counter:
         trainer.collect()
     assert counter.calls == ["cpu"] * trainer.cfg.ppo.num_steps

@@ -4,7 +4,7 @@ Breakout beats a random policy. Learning tests, not timed tests: each asserts a 
 import pytest
 
 from mdpo.config import resolve
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 # Published: rl-baselines3-zoo's PPO reaches 500 at 100k steps on CartPole-v1 (the cartpole preset's
 # settings); random play scores ~22. MinAtar Breakout: random 0.48, PPO ~15 at 1M steps.
@@ -14,17 +14,16 @@ MINATAR_STEPS = 123_000  # 15 updates of the minatar preset
 
 def episode_returns(cfg, run_dir) -> list[list[float]]:
     """Every agent's training episode returns in the order they ended, over a whole run."""
-    trainer = Trainer(cfg, run_dir, progress=False)
+    trainer = Trainer(cfg, run_dir)
     returns = [[] for _ in range(cfg.cohort.num_agents)]
     try:
         while trainer.update_idx < trainer.num_updates:
-            trainer.iteration()
+            trainer.update()
             r = trainer.rollout
             for i, mine in enumerate(returns):
                 mine += r.episode_returns[i][r.episode_ends[i]].tolist()  # (T, N) row-major: time order
     finally:
-        for env in trainer.envs:
-            env.close()
+        trainer.close()
     return returns
 
 

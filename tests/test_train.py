@@ -8,7 +8,8 @@ from mdpo.cli import main
 from mdpo.config import resolve
 from mdpo.console import device_note
 from mdpo.runs import CHECKPOINT, load_checkpoint
-from mdpo.train import Trainer, resume, train
+from mdpo.train import learn, resume, train
+from mdpo.trainer import Trainer
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "eval.json")
 
@@ -21,8 +22,8 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     cfg = tiny("mdpo")
     runs = []
     for name in ("a", "b"):
-        trainer = Trainer(cfg, tmp_path / name, progress=False)
-        metrics = [trainer.iteration() for _ in range(2)]
+        trainer = Trainer(cfg, tmp_path / name)
+        metrics = [trainer.update() for _ in range(2)]
         runs.append([{k: v for k, v in m.items() if k != "charts/SPS"} for m in metrics])
     assert json.dumps(runs[0]) == json.dumps(runs[1])  # NaN-aware (no episode ended yet)
     assert "distill/kl" in runs[0][0] and "losses/value_loss/agent1" in runs[0][0]
@@ -33,11 +34,11 @@ def test_resume_equals_a_straight_run_that_restarts_its_envs_there(tiny, tmp_pat
     half = train(tiny("mdpo", total_steps=64, run_name="halves"), progress=False)
     assert load_checkpoint(half)["update"] == 2
     resumed = resume(half, {"total_steps": 128}, progress=False)
-    trainer = Trainer(tiny("mdpo", total_steps=128), tmp_path / "straight", progress=False)
+    trainer = Trainer(tiny("mdpo", total_steps=128), tmp_path / "straight")
     for update in range(4):
         if update == 2:
             trainer.start_envs()
-        trainer.iteration()
+        trainer.update()
     a, b = trainer.agents.state_dict(), _params(resumed)
     assert a.keys() == b.keys()
     for key in a:
@@ -49,19 +50,19 @@ def test_resume_equals_a_straight_run_that_restarts_its_envs_there(tiny, tmp_pat
 def test_envs_and_episodes_persist_across_checkpoints(tiny, tmp_path, monkeypatch):
     # checkpoints after updates 2 and 4 (16 steps x 2 envs each): the same env objects, and
     # episodes in progress at the first checkpoint go on counting their steps
-    import mdpo.train
+    import mdpo.trainer
 
-    trainer = Trainer(tiny("ppo", total_steps=128, **{"eval.final_episodes": 1}), tmp_path / "run", progress=False)
+    trainer = Trainer(tiny("ppo", total_steps=128, **{"eval.final_episodes": 1}), tmp_path / "run")
     seen = []
-    real_save = mdpo.train.save_checkpoint
+    real_save = mdpo.trainer.save_checkpoint
 
     def spy(run_dir, state):
         seen.append((list(trainer.envs), trainer.monitors[0]._length.clone()))
         real_save(run_dir, state)
 
-    monkeypatch.setattr(mdpo.train, "save_checkpoint", spy)
+    monkeypatch.setattr(mdpo.trainer, "save_checkpoint", spy)
     (tmp_path / "run").mkdir()
-    trainer.run()
+    learn(trainer, progress=False)
     (envs_2, lengths_2), (envs_4, lengths_4) = seen
     assert all(a is b for a, b in zip(envs_2, envs_4))
     carried = lengths_4 > 32  # envs whose episode did not end between the checkpoints

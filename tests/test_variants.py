@@ -9,7 +9,7 @@ from mdpo.config import agent_env, resolve
 from mdpo.envs import make_env
 from mdpo.errors import MdpoError
 from mdpo.runtime import resolve_device
-from mdpo.train import Trainer
+from mdpo.trainer import Trainer
 
 
 def _levels_seen(env_cfg, steps=200):
@@ -53,8 +53,8 @@ def test_bad_variant_options_are_errors():
     {"cohort.distill": "js", "cohort.temperature": 2.0, "cohort.alpha_warmup": 4},
 ])
 def test_variant_smoke_runs(tiny, tmp_path, overrides):
-    trainer = Trainer(tiny("mdpo", **overrides), tmp_path / "run", progress=False)
-    metrics = [trainer.iteration() for _ in range(2)]
+    trainer = Trainer(tiny("mdpo", **overrides), tmp_path / "run")
+    metrics = [trainer.update() for _ in range(2)]
     k = trainer.cfg.cohort.num_agents
     assert f"losses/value_loss/agent{k - 1}" in metrics[-1]
     assert np.isfinite(metrics[-1][f"distill/{trainer.cfg.cohort.distill}"])
@@ -67,13 +67,13 @@ def test_variant_smoke_runs(tiny, tmp_path, overrides):
 def test_spo_runs_and_differs_from_ppo(tiny, tmp_path):
     runs = {}
     for algo in ("ppo", "spo"):
-        trainer = Trainer(tiny(algo), tmp_path / algo, progress=False)
-        runs[algo] = [trainer.iteration() for _ in range(2)][-1]
+        trainer = Trainer(tiny(algo), tmp_path / algo)
+        runs[algo] = [trainer.update() for _ in range(2)][-1]
     assert trainer.cfg.ppo.base_loss == "spo"
     assert json.dumps(runs["ppo"]["losses/policy_loss"]) != json.dumps(runs["spo"]["losses/policy_loss"])
 
 
 def test_drac_smoke_run_logs_its_regulariser(tiny, tmp_path):
-    trainer = Trainer(tiny("drac", **{"drac.augment": "conv"}), tmp_path / "run", progress=False)
-    metrics = trainer.iteration()
+    trainer = Trainer(tiny("drac", **{"drac.augment": "conv"}), tmp_path / "run")
+    metrics = trainer.update()
     assert trainer.cfg.drac.coef == 0.1 and metrics["losses/drac"] > 0

@@ -26,8 +26,10 @@ import torch
 
 from mdpo.config import Config, PerfConfig, set_field, validate
 from mdpo.errors import MdpoError
-from mdpo.runtime import configure_backends, configure_cpu_allocator, release_free_memory
-from mdpo.train import Trainer
+from mdpo.memory import checked_device
+from mdpo.runtime import configure_process, release_free_memory
+from mdpo.timing import PhaseTimer
+from mdpo.trainer import Trainer
 
 MB = 2**20
 
@@ -36,41 +38,37 @@ class Contender:
     """One configuration's trainer, stepped an update at a time, with its measurements."""
 
     def __init__(self, label: str, cfg: Config, run_dir: Path, default_threads: int):
-        self.label, self.cfg = label, cfg
-        self.threads = cfg.torch_threads or default_threads
-        self.trainer = Trainer(cfg, run_dir, progress=False)
-        self.trainer.timer.sync = self.trainer.device.type == "cuda"
-        self.trainer.timer.memory_phases = {"update"}
+        self.label = label
+        self.cfg = dataclasses.replace(cfg, torch_threads=cfg.torch_threads or default_threads)
+        self.device = checked_device(cfg)
+        self.timer = PhaseTimer(self.device, sync=True, memory_phases=("update",))  # exact phases on CUDA
+        self.trainer = Trainer(self.cfg, run_dir, timer=self.timer)
         self.seconds: list[float] = []
 
     def enter(self) -> None:
         """Process-wide settings are this configuration's while it runs."""
-        torch.set_num_threads(self.threads)
-        configure_backends(self.cfg.perf.tf32)
-        if self.trainer.device.type == "cpu":
+        if self.device.type == "cpu":
             release_free_memory()  # so the update's peak is its own, not what the other one left
-            configure_cpu_allocator(self.cfg.perf.cpu_heap)
+        configure_process(self.cfg, self.device)
 
     def warm_up(self, updates: int) -> None:
         self.enter()
         for _ in range(updates):
-            self.trainer.iteration()
-        self.trainer.timer.reset()
+            self.trainer.update()
+        self.timer.reset()
 
     def measure_update(self) -> None:
         self.enter()
         start = time.perf_counter()
-        self.trainer.iteration()
+        self.trainer.update()
         self.seconds.append(time.perf_counter() - start)
 
     def close(self) -> None:
-        for env in self.trainer.envs:
-            env.close()
+        self.trainer.close()
 
     def result(self) -> dict:
-        t = self.trainer
-        phase = t.timer.seconds
-        steps = len(self.seconds) * t.batch_steps * self.cfg.cohort.num_agents
+        phase = self.timer.seconds
+        steps = len(self.seconds) * self.trainer.batch_steps * self.cfg.cohort.num_agents
         return {
             "env_steps_per_s": steps / sum(self.seconds),
             "update_seconds": self.seconds,
@@ -78,9 +76,9 @@ class Contender:
             "inference_s": phase["collect"] - phase["env"],
             "advantages_s": phase["advantages"],
             "update_s": phase["update"],
-            "update_peak_mb": t.timer.peak_bytes["update"] / MB,
-            "update_start_mb": t.timer.start_bytes["update"] / MB,
-            "peak_scope": "update phase" if t.timer.memory.scoped else "process lifetime",
+            "update_peak_mb": self.timer.peak_bytes["update"] / MB,
+            "update_start_mb": self.timer.start_bytes["update"] / MB,
+            "peak_scope": "update phase" if self.timer.memory.scoped else "process lifetime",
         }
 
 

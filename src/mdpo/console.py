@@ -14,7 +14,7 @@ from mdpo.nets import choose_encoder
 from mdpo.presets import PRESETS
 
 if TYPE_CHECKING:
-    from mdpo.train import Trainer
+    from mdpo.trainer import Trainer
 
 
 def describe(t: Trainer) -> list[str]:

@@ -5,7 +5,7 @@ A worker is a spawned process (no forked torch thread pools) that
   passes it on once;
 - is sent SIGTERM by the kernel when the parent dies, even of SIGKILL (Linux's PR_SET_PDEATHSIG);
 - on SIGTERM stops its task: a training finishes its update and writes its checkpoint
-  (``Trainer.run``), anything else is interrupted.
+  (``mdpo.train.learn``), anything else is interrupted.
 
 The parent's first SIGINT or SIGTERM starts no further task and sends SIGTERM to the running ones;
 ``run_tasks`` waits for them to end and raises ``Stopped``. A second signal is passed on as well (a
