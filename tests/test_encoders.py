@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from mdpo.cohort import CohortPolicy
-from mdpo.config import resolve
 from mdpo.envs.base import obs_kind
 from mdpo.nets import ActorCritic, choose_encoder
+from mdpo.resolve import resolve
 from mdpo.runs import build_agents
 
 CASES = {  # encoder: (observation shape, dtype)

@@ -16,12 +16,13 @@ from torch import nn
 
 from mdpo.bench import bench
 from mdpo.cohort import CohortPolicy
-from mdpo.config import resolve
 from mdpo.envs.procgen import ProcgenEnv
 from mdpo.nets import ActorCritic
+from mdpo.resolve import resolve
+from mdpo.resume import resume
 from mdpo.runs import load_checkpoint
 from mdpo.runtime import configure_backends, cudnn_autotuning, sample_actions
-from mdpo.train import Trainer, resume, train
+from mdpo.train import Trainer, train
 from mdpo.update import cohort_loss, update
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mdpo.config import resolve
 from mdpo.nets import ActorCritic
+from mdpo.resolve import resolve
 from mdpo.update import update
 
 CASES = {

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from mdpo.augment import AUGMENTATIONS
-from mdpo.config import resolve
 from mdpo.nets import ActorCritic
+from mdpo.resolve import resolve
 from mdpo.update import STATS, cohort_loss, drac_term
 
 KL = STATS.index("distill")

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from mdpo.config import Config, PerfConfig, set_field, validate
+from mdpo.config import Config, PerfConfig, set_field
 from mdpo.errors import MdpoError
+from mdpo.resolve import validate
 from mdpo.runtime import configure_backends, configure_cpu_allocator, release_free_memory
 from mdpo.train import Trainer
 

@@ -16,8 +16,9 @@ from torch import nn
 from tqdm import tqdm
 
 from mdpo.cohort import CohortPolicy
-from mdpo.config import Config, EnvConfig, agent_env
+from mdpo.config import Config, EnvConfig
 from mdpo.envs import SPLITS, Monitor, make_env, score_range, step_monitored
+from mdpo.resolve import agent_env
 from mdpo.runtime import cudnn_autotuning, derive_seed, sample_actions
 
 

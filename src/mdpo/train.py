@@ -25,7 +25,7 @@ from mdpo.analysis.frames import held_out_frames
 from mdpo.analysis.perturb import random_conv
 from mdpo.bound import bound_estimates
 from mdpo.cohort import CohortPolicy
-from mdpo.config import Config, agent_env, apply_resume_overrides, to_dict
+from mdpo.config import Config, to_dict
 from mdpo.console import describe, eta, postfix
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import Monitor, make_env, split_warning, step_monitored
@@ -33,16 +33,12 @@ from mdpo.errors import MdpoError
 from mdpo.evaluate import evaluate_cohort, summarize
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
+from mdpo.resolve import agent_env
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import (
-    CONFIG,
     EVAL,
-    RESUMES,
-    append_json_line,
     build_agents,
     load_agents,
-    load_checkpoint,
-    load_config,
     run_dir_for,
     run_lock,
     save_checkpoint,
@@ -71,10 +67,6 @@ def num_updates(cfg: Config) -> int:
 
 class Interrupted(KeyboardInterrupt):
     """A second SIGINT/SIGTERM (or the first one outside the update loop); the message says what is kept."""
-
-
-class RunFinished(Exception):
-    """``resume`` of a run that has nothing left to do; the message says so."""
 
 
 class Trainer:
@@ -374,26 +366,3 @@ def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     with run_lock(run_dir):
         start_run_dir(run_dir, cfg)
         return Trainer(cfg, run_dir, progress=progress, verbose=verbose).run()
-
-
-def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = True, verbose: bool = False) -> Path:
-    """Continue a run from its checkpoint. ``overrides`` may change the fields that
-    ``config.RESUMABLE`` names (e.g. extend ``total_steps``); they are saved in config.json and
-    listed in resumes.jsonl. Raises ``RunFinished`` when the run has nothing left to do."""
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    with run_lock(run_dir):
-        changes = apply_resume_overrides(cfg, overrides or {})
-        checked_device(cfg)  # fail before the run folder changes
-        state = load_checkpoint(run_dir)  # on the CPU: loading it into the run puts each part where it belongs
-        finished = run_dir / EVAL
-        if state["update"] >= num_updates(cfg) and finished.exists():
-            raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "
-                              "evaluation in eval.json); to train further, raise --total_steps")
-        if finished.exists():  # a finished run, extended: its old final evaluation stays, by step
-            finished.rename(run_dir / f"eval-{state['global_step']}.json")
-        if changes:
-            write_json(run_dir / CONFIG, to_dict(cfg))
-        append_json_line(run_dir / RESUMES, {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "update": state["update"],
-                                             "global_step": state["global_step"], "changes": changes})
-        return Trainer(cfg, run_dir, state, progress=progress, verbose=verbose).run()
