@@ -16,7 +16,7 @@ import tempfile
 
 import torch
 
-from mdpo.config import resolve
+from mdpo.resolve import resolve
 from mdpo.trainer import Trainer
 
 

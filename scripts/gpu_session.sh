@@ -84,7 +84,7 @@ bench() {  # one process for all configurations: a fresh one costs a minute of s
   "$PY" - "$OUT/bench.jsonl" "$BENCH_GAME" "$BENCH_PRESET" "$BENCH" "$COMPARE" "$BENCH_FLAGS" <<'EOF'
 import json, sys, traceback
 from mdpo.bench import bench, format_table, with_overrides
-from mdpo.config import resolve
+from mdpo.resolve import resolve
 path, game, preset, algos, levers, flags = sys.argv[1:]
 runs = [(algo, None) for algo in algos.split()] + [("mdpo", [lever]) for lever in levers.split()]
 for algo, compare in runs:

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from mdpo.config import resolve
+from mdpo.resolve import resolve
 
 # The test machine has 2 cores; one torch thread keeps runs reproducible and leaves room.
 torch.set_num_threads(1)

@@ -11,8 +11,8 @@ from PIL import Image
 
 from mdpo.analysis.report import write_report
 from mdpo.cli import main
-from mdpo.config import resolve
 from mdpo.envs.frames import held_out_frames
+from mdpo.resolve import resolve
 from mdpo.runs import load_checkpoint
 from mdpo.train import train
 

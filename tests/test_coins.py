@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from mdpo.config import EnvConfig, agent_env, resolve
+from mdpo.config import EnvConfig
 from mdpo.envs import make_env
 from mdpo.envs.coins import AGENT_RGB, AGREEMENTS, COIN_RGB, HEIGHT, MAX_STEPS, STAY, CoinsEnv, parse_agreement
 from mdpo.errors import MdpoError
+from mdpo.resolve import agent_env, resolve
 from mdpo.trainer import Trainer
 
 CPU = torch.device("cpu")

@@ -19,15 +19,16 @@ from processes import alive, descendants
 
 from mdpo import memory
 from mdpo.cli import main
-from mdpo.config import resolve
 from mdpo.demo import RESULTS
 from mdpo.errors import MdpoError
 from mdpo.logger import Logger, read_metrics
 from mdpo.memory import check_fits, rollout_bytes
+from mdpo.resolve import resolve
+from mdpo.resume import resume
 from mdpo.rollout import Rollout
 from mdpo.runs import CHECKPOINT, CONFIG, EVAL, METRICS, RESUMES, load_checkpoint, run_lock, save_checkpoint
 from mdpo.runtime import with_device_flags
-from mdpo.train import resume, train
+from mdpo.train import train
 from mdpo.workers import run_tasks
 
 

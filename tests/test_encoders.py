@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mdpo.config import resolve
 from mdpo.envs.base import obs_kind
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import ActorCritic, build_agents, choose_encoder
+from mdpo.resolve import resolve
 
 CASES = {  # encoder: (observation shape, dtype)
     "impala": ((3, 16, 16), torch.uint8),

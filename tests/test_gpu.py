@@ -15,15 +15,16 @@ import torch
 from torch import nn
 
 from mdpo.bench import bench
-from mdpo.config import resolve
 from mdpo.envs.procgen import ProcgenEnv
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import ActorCritic, sample_actions
 from mdpo.optimize import cohort_loss, optimize
+from mdpo.resolve import resolve
+from mdpo.resume import resume
 from mdpo.rollout import Batch
 from mdpo.runs import load_checkpoint
 from mdpo.runtime import configure_backends, cudnn_autotuning
-from mdpo.train import resume, train
+from mdpo.train import train
 from mdpo.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -8,11 +8,12 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from mdpo.config import EnvConfig, resolve
+from mdpo.config import EnvConfig
 from mdpo.envs import EpisodeMonitor, family_of, make_env, split_warning
 from mdpo.envs.gym import GymnasiumEnv
 from mdpo.envs.levels import SeedSplit
 from mdpo.errors import MdpoError
+from mdpo.resolve import resolve
 from mdpo.rollout import gae
 
 CPU = torch.device("cpu")

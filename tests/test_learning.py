@@ -3,7 +3,7 @@ Breakout beats a random policy. Learning tests, not timed tests: each asserts a 
 
 import pytest
 
-from mdpo.config import resolve
+from mdpo.resolve import resolve
 from mdpo.trainer import Trainer
 
 # Published: rl-baselines3-zoo's PPO reaches 500 at 100k steps on CartPole-v1 (the cartpole preset's

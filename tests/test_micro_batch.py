@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from mdpo.config import resolve
 from mdpo.nets import ActorCritic
 from mdpo.optimize import optimize
+from mdpo.resolve import resolve
 from mdpo.rollout import Batch
 
 CASES = {

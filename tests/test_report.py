@@ -15,7 +15,8 @@ from mdpo.analysis.curves import band, smoothed
 from mdpo.analysis.labels import label_runs, short_value
 from mdpo.analysis.report import write_report
 from mdpo.cli import main
-from mdpo.config import dumps, resolve
+from mdpo.config import dumps
+from mdpo.resolve import resolve
 
 
 def write_run(root: Path, game: str = "coinrun", algo: str = "ppo", seed: int = 1, preset: str = "smoke",

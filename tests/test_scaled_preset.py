@@ -1,7 +1,7 @@
 import torch
 
-from mdpo.config import resolve
 from mdpo.nets import ActorCritic
+from mdpo.resolve import resolve
 
 
 def test_ppo_scaled_doubles_width_batch_and_steps():

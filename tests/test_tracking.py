@@ -8,7 +8,8 @@ import time
 import pytest
 
 from mdpo.logger import read_metrics
-from mdpo.train import resume, train
+from mdpo.resume import resume
+from mdpo.train import train
 
 pytest.importorskip("wandb")
 

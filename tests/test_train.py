@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from mdpo.cli import main
-from mdpo.config import resolve
 from mdpo.console import device_note
+from mdpo.resolve import resolve
+from mdpo.resume import resume
 from mdpo.runs import CHECKPOINT, load_checkpoint
-from mdpo.train import learn, resume, train
+from mdpo.train import learn, train
 from mdpo.trainer import Trainer
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "eval.json")

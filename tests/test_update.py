@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from mdpo.augment import AUGMENTATIONS
-from mdpo.config import resolve
 from mdpo.nets import ActorCritic
 from mdpo.optimize import LossStats, cohort_loss, drac_term
+from mdpo.resolve import resolve
 from mdpo.rollout import Batch
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from mdpo.config import agent_env, resolve
 from mdpo.envs import make_env
 from mdpo.errors import MdpoError
+from mdpo.resolve import agent_env, resolve
 from mdpo.runtime import resolve_device
 from mdpo.trainer import Trainer
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from mdpo.config import Config, PerfConfig, set_field, validate
+from mdpo.config import Config, PerfConfig, set_field
 from mdpo.errors import MdpoError
 from mdpo.memory import checked_device
+from mdpo.resolve import validate
 from mdpo.runtime import configure_process, release_free_memory
 from mdpo.timing import PhaseTimer
 from mdpo.trainer import Trainer

@@ -10,9 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-from mdpo.config import RESUMABLE, Config, field_docs, get_field, resolve
+from mdpo.config import Config, field_docs, get_field
 from mdpo.errors import MdpoError
 from mdpo.presets import ALGOS, PRESETS
+from mdpo.resolve import resolve
+from mdpo.resume import RESUMABLE, RunFinished, resume
+from mdpo.train import train
 
 # Subcommands that live in their own modules; each module has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -131,8 +134,6 @@ def _print_eval(results: list[dict]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from mdpo.train import RunFinished, resume, train
-
     if args.resume:
         try:
             run_dir = resume(args.resume, given_fields(args), progress=not args.quiet, verbose=True)

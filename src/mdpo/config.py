@@ -1,9 +1,5 @@
-"""Typed run configuration: sections of fields with one-line docs, presets and overrides.
-
-A config is resolved in layers: defaults (the paper's Table 2) -> preset -> algorithm alias ->
-explicit overrides (``section.field=value``) -> the device's defaults for fields still unset. The
-resolved config is saved with every run.
-"""
+"""Typed run configuration: sections of fields with one-line docs, and how a field is read, set
+and saved. How a run's config is put together and checked is ``mdpo.resolve``."""
 
 from __future__ import annotations
 
@@ -17,7 +13,6 @@ from typing import Any, get_type_hints
 import yaml
 
 from mdpo.errors import MdpoError
-from mdpo.presets import ALGOS, DEVICE_DEFAULTS, PRESETS
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -152,13 +147,6 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-PEER_TARGETS = ("each", "mean", "best")
-VECTORIZATIONS = ("sync", "async")
-LEVEL_SPLITS = ("shared", "disjoint")
-AMP_MODES = ("none", "bf16")
-
-
-
 def field_docs(cls: type = Config, prefix: str = "") -> dict[str, tuple[Any, str, Any]]:
     """Every leaf field as ``{'section.name': (type, doc, default)}``."""
     out: dict[str, tuple[Any, str, Any]] = {}
@@ -231,143 +219,9 @@ def set_field(cfg: Config, key: str, value: Any) -> None:
     setattr(target, name, value)
 
 
-def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults -> preset -> algorithm alias -> explicit overrides, then the device's defaults
-    (``DEVICE_DEFAULTS``) for fields neither the preset nor an override sets; validated."""
-    from mdpo.runtime import device_type
-
-    if preset not in PRESETS:
-        raise MdpoError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    cfg = Config()
-    cfg.preset = preset
-    for key, value in PRESETS[preset].items():
-        set_field(cfg, key, value)
-    overrides = dict(overrides or {})
-    algo = algo or overrides.pop("algo", None) or "ppo"
-    if algo not in ALGOS:
-        raise MdpoError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGOS)}")
-    for key, value in ALGOS[algo].items():
-        set_field(cfg, key, value)
-    cfg.algo = algo
-    for key, value in overrides.items():
-        set_field(cfg, key, value)
-    for key, value in DEVICE_DEFAULTS.get(device_type(cfg.device), {}).items():
-        if key not in overrides and key not in PRESETS[preset]:
-            set_field(cfg, key, value)
-    validate(cfg)
-    return cfg
-
-
-# Numeric fields and the values they may take (checked by ``validate``).
-AT_LEAST_ONE = ("total_steps", "checkpoint_every", "env.num_envs", "ppo.num_steps", "ppo.epochs",
-                "ppo.num_minibatches", "net.width", "net.hidden", "cohort.num_agents", "cohort.teacher_every",
-                "eval.episodes", "eval.final_episodes", "eval.bound_frames")
-NON_NEGATIVE = ("torch_threads", "env.num_levels", "env.start_level", "env.num_threads", "ppo.vf_coef",
-                "ppo.ent_coef", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup", "eval.every", "drac.coef",
-                "perf.micro_batch")
-POSITIVE = ("ppo.lr", "ppo.adam_eps", "ppo.clip_coef", "ppo.max_grad_norm", "ppo.reward_clip",
-            "cohort.temperature")
-UNIT_INTERVAL = ("env.agreement", "ppo.gamma", "ppo.gae_lambda")
-
-
 def get_field(cfg: Config, key: str) -> Any:
     """The value of ``section.name`` in a config."""
     return functools.reduce(getattr, key.split("."), cfg)
-
-
-def check_ranges(cfg: Config) -> None:
-    """One-line errors for numbers outside the range their field allows."""
-    rules = ((AT_LEAST_ONE, lambda v: v >= 1, "at least 1"), (NON_NEGATIVE, lambda v: v >= 0, ">= 0"),
-             (POSITIVE, lambda v: v > 0, "> 0"), (UNIT_INTERVAL, lambda v: 0 <= v <= 1, "in [0, 1]"))
-    for keys, ok, wanted in rules:
-        for key in keys:
-            value = get_field(cfg, key)
-            if not (math.isfinite(value) and ok(value)):
-                raise MdpoError(f"{key} must be {wanted}, got {value!r}")
-
-
-def validate(cfg: Config) -> None:
-    """Check values that would otherwise fail deep inside training."""
-    from mdpo.augment import AUGMENTATIONS
-    from mdpo.distill import DISTILL_LOSSES
-    from mdpo.envs import check_env_config
-    from mdpo.losses import POLICY_LOSSES
-    from mdpo.nets import ENCODERS
-
-    check_ranges(cfg)
-    check_env_config(cfg.env)
-    for i, over in enumerate(cfg.cohort.agent_env):
-        if not isinstance(over, dict):
-            raise MdpoError(f"cohort.agent_env[{i}] must be a mapping of env fields, got {over!r}")
-        check_env_config(agent_env(cfg, i))
-    if len(cfg.cohort.agent_env) > cfg.cohort.num_agents:
-        raise MdpoError(
-            f"cohort.agent_env has {len(cfg.cohort.agent_env)} entries for {cfg.cohort.num_agents} agents"
-        )
-    if "/" in cfg.run_name or cfg.run_name in (".", ".."):
-        raise MdpoError(f"run_name {cfg.run_name!r} must be one folder name inside out_dir (no '/', not '.' or '..')")
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise MdpoError(f"bad device {cfg.device!r}; choose auto, cpu or cuda")
-    batch = cfg.env.num_envs * cfg.ppo.num_steps
-    if batch % cfg.ppo.num_minibatches:
-        raise MdpoError(f"env.num_envs * ppo.num_steps = {batch} is not divisible by "
-                        f"ppo.num_minibatches = {cfg.ppo.num_minibatches}")
-    choices = {"ppo.base_loss": (cfg.ppo.base_loss, tuple(POLICY_LOSSES)),
-               "cohort.distill": (cfg.cohort.distill, tuple(DISTILL_LOSSES)),
-               "cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
-               "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
-               "perf.amp": (cfg.perf.amp, AMP_MODES),
-               "env.vectorization": (cfg.env.vectorization, VECTORIZATIONS),
-               "net.encoder": (cfg.net.encoder, ("auto", *ENCODERS)),
-               "drac.augment": (cfg.drac.augment, tuple(AUGMENTATIONS))}
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise MdpoError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")
-    if cfg.cohort.level_split == "disjoint" and cfg.env.num_levels < cfg.cohort.num_agents:
-        raise MdpoError("cohort.level_split=disjoint needs env.num_levels >= cohort.num_agents")
-
-
-def agent_env(cfg: Config, agent: int) -> EnvConfig:
-    """Agent ``agent``'s training environment: the shared env config, its block of levels under
-    ``level_split=disjoint``, then its own ``agent_env`` overrides."""
-    overrides = cfg.cohort.agent_env[agent] if agent < len(cfg.cohort.agent_env) else {}
-    holder = Config(env=dataclasses.replace(cfg.env))
-    if cfg.cohort.level_split == "disjoint":
-        block = cfg.env.num_levels // cfg.cohort.num_agents
-        holder.env.start_level, holder.env.num_levels = cfg.env.start_level + agent * block, block
-    for key, value in overrides.items():
-        set_field(holder, f"env.{key}", value)
-    return holder.env
-
-
-# What a resumed run may change: how long it runs, how it is evaluated, checkpointed and tracked,
-# where and how fast it computes, and the learning rate (the optimizer follows). Everything else
-# defines the experiment and is fixed by the run's first start.
-RESUMABLE = ("total_steps", "device", "checkpoint_every", "torch_threads", "env.num_threads", "ppo.lr",
-             "eval.*", "perf.*", "track", "wandb.*")
-
-
-def resumable(key: str) -> bool:
-    return any(key == rule or (rule.endswith("*") and key.startswith(rule[:-1])) for rule in RESUMABLE)
-
-
-def apply_resume_overrides(cfg: Config, overrides: dict[str, Any]) -> dict[str, list]:
-    """Apply a resumed run's overrides to its saved config; returns ``{key: [old, new]}`` of what
-    changed. A field that may not change on resume (see ``RESUMABLE``) is a one-line error."""
-    changed = from_dict(to_dict(cfg))
-    for key, value in overrides.items():
-        set_field(changed, key, value)
-    changes = {key: [get_field(cfg, key), get_field(changed, key)] for key in overrides
-               if get_field(cfg, key) != get_field(changed, key)}
-    fixed = [key for key in changes if not resumable(key)]
-    if fixed:
-        old, new = changes[fixed[0]]
-        raise MdpoError(f"--{fixed[0]} cannot change when resuming ({old!r} -> {new!r}): it defines the run; "
-                        f"a resumed run may change only {', '.join(RESUMABLE)}")
-    validate(changed)
-    for key, (_, new) in changes.items():
-        set_field(cfg, key, new)
-    return changes
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

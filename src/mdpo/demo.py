@@ -33,10 +33,11 @@ from pathlib import Path
 import torch
 
 from mdpo.analysis.stats import bootstrap_mean
-from mdpo.config import Config, EnvConfig, resolve
+from mdpo.config import Config, EnvConfig
 from mdpo.envs.coins import AGREEMENTS, STAY, CoinsEnv, parse_agreement
 from mdpo.errors import MdpoError
 from mdpo.evaluate import run_episodes
+from mdpo.resolve import resolve
 from mdpo.runs import EVAL, append_json_line, load_agents, write_json
 from mdpo.runtime import derive_seed
 from mdpo.train import train

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mdpo.config import Config, EnvConfig, agent_env
+from mdpo.config import Config, EnvConfig
 from mdpo.envs import SPLITS, EpisodeMonitor, make_env, score_range, step_monitored
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import sample_actions
+from mdpo.resolve import agent_env
 from mdpo.runtime import cudnn_autotuning, derive_seed
 
 

@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 import torch
 
-from mdpo.config import Config, agent_env
+from mdpo.config import Config
 from mdpo.envs import host_bytes_per_env, obs_spec
 from mdpo.errors import MdpoError
+from mdpo.resolve import agent_env
 from mdpo.rollout import SCALARS
 from mdpo.runtime import resolve_device
 

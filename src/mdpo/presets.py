@@ -1,6 +1,6 @@
 """Named starting points of a config: presets (the paper's settings first, then published settings for
 other environments), algorithm aliases, and defaults that follow the device. Each is a mapping of
-``section.field`` to a value, applied by ``mdpo.config.resolve``."""
+``section.field`` to a value, applied by ``mdpo.resolve.resolve``."""
 
 from __future__ import annotations
 

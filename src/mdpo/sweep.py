@@ -6,7 +6,7 @@ ordinary run folder under one sweep folder.
     SWEEP_DIR/.tune/    Ray Tune's bookkeeping (error tracebacks of failed trials); not needed to resume
 
 Resuming lives in the run folders, not in Ray: a trial whose folder holds eval.json is done, one
-with checkpoint.pt continues from it (``train.resume``), any other starts afresh (``train.train``).
+with checkpoint.pt continues from it (``resume.resume``), any other starts afresh (``train.train``).
 Ray retrying a trial that died and a re-run of the whole sweep after an interruption both go through
 that one rule, so neither repeats finished work. Ray itself is imported only when trials must run.
 
@@ -23,10 +23,10 @@ import os
 import shutil
 from pathlib import Path
 
-from mdpo.config import field_docs, from_dict
+from mdpo.config import field_docs, from_dict, get_field
 from mdpo.errors import MdpoError
 from mdpo.runs import CHECKPOINT, CONFIG, EVAL, load_config
-from mdpo.sweep_spec import Spec, Trial, build_spec, expand, get_field, merge, parse_grid_flag, read_spec_file
+from mdpo.sweep_spec import Spec, Trial, build_spec, expand, merge, parse_grid_flag, read_spec_file
 
 INSTALL_HINT = 'mdpo sweep needs Ray Tune: pip install -e ".[sweep]" (or pip install "ray[tune]")'
 
@@ -40,7 +40,8 @@ def trial_state(run_dir: Path) -> str:
 
 def run_trial(config: dict) -> str:
     """Bring one trial to its end; returns the state it started from. Runs inside a Ray worker."""
-    from mdpo.train import resume, train
+    from mdpo.resume import resume
+    from mdpo.train import train
 
     cfg = from_dict(config)
     run_dir = Path(cfg.out_dir) / cfg.run_name

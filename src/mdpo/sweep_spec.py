@@ -26,8 +26,9 @@ from typing import Any
 
 import yaml
 
-from mdpo.config import Config, resolve
+from mdpo.config import Config, get_field
 from mdpo.errors import MdpoError
+from mdpo.resolve import resolve
 
 SPEC_KEYS = ("preset", "grid", "overrides", "resources", "max_failures", "out_dir")
 SET_BY_SWEEP = ("out_dir", "run_name")
@@ -143,13 +144,6 @@ def parse_grid_flag(text: str) -> tuple[str, list[str]]:
     if not sep or not key or not values:
         raise MdpoError(f"--grid takes FIELD=VALUE1,VALUE2,... got {text!r}")
     return key, values.split(",")
-
-
-def get_field(cfg: Config, key: str) -> Any:
-    value: Any = cfg
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _mapping(value: Any, key: str) -> dict:

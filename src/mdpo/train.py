@@ -1,6 +1,6 @@
 """The training loop, as Stable-Baselines3's ``learn``: a ``Trainer`` advanced an update at a time, with
 evaluation, checkpoints, logging and progress on schedule, and a clean stop on SIGINT/SIGTERM;
-``train`` starts a run, ``resume`` continues one."""
+``train`` starts a run (``mdpo.resume.resume`` continues one)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mdpo.config import Config, apply_resume_overrides, to_dict
+from mdpo.config import Config
 from mdpo.console import describe, eta, postfix
 from mdpo.envs import split_warning
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
 from mdpo.runs import (
-    CONFIG,
     EVAL,
-    RESUMES,
-    append_json_line,
     kept_checkpoint,
-    load_checkpoint,
-    load_config,
     run_dir_for,
     run_lock,
     start_run_dir,
@@ -31,15 +26,11 @@ from mdpo.runs import (
 )
 from mdpo.runtime import configure_process, on_stop_signals
 from mdpo.tracking import WandbTracker
-from mdpo.trainer import Trainer, num_updates
+from mdpo.trainer import Trainer
 
 
 class Interrupted(KeyboardInterrupt):
     """A second SIGINT/SIGTERM (or the first one outside the update loop); the message says what is kept."""
-
-
-class RunFinished(Exception):
-    """``resume`` of a run that has nothing left to do; the message says so."""
 
 
 class StopRequest:
@@ -130,27 +121,3 @@ def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
         start_run_dir(run_dir, cfg)
         configure_process(cfg, device)
         return learn(Trainer(cfg, run_dir), progress, verbose)
-
-
-def resume(run_dir: str | Path, overrides: dict | None = None, progress: bool = True, verbose: bool = False) -> Path:
-    """Continue a run from its checkpoint. ``overrides`` may change the fields that
-    ``config.RESUMABLE`` names (e.g. extend ``total_steps``); they are saved in config.json and
-    listed in resumes.jsonl. Raises ``RunFinished`` when the run has nothing left to do."""
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    with run_lock(run_dir):
-        changes = apply_resume_overrides(cfg, overrides or {})
-        device = checked_device(cfg)  # fail before the run folder changes
-        state = load_checkpoint(run_dir)  # on the CPU: loading it into the run puts each part where it belongs
-        finished = run_dir / EVAL
-        if state["update"] >= num_updates(cfg) and finished.exists():
-            raise RunFinished(f"{run_dir} is finished ({state['global_step']:,} env steps per agent; final "
-                              "evaluation in eval.json); to train further, raise --total_steps")
-        if finished.exists():  # a finished run, extended: its old final evaluation stays, by step
-            finished.rename(run_dir / f"eval-{state['global_step']}.json")
-        if changes:
-            write_json(run_dir / CONFIG, to_dict(cfg))
-        append_json_line(run_dir / RESUMES, {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "update": state["update"],
-                                             "global_step": state["global_step"], "changes": changes})
-        configure_process(cfg, device)
-        return learn(Trainer(cfg, run_dir, state), progress, verbose)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from mdpo.bound import bound_estimates
-from mdpo.config import Config, agent_env, to_dict
+from mdpo.config import Config, to_dict
 from mdpo.distill import DISTILL_REWARDS
 from mdpo.envs import EpisodeMonitor, RewardNormalizer, make_env, step_monitored
 from mdpo.envs.frames import held_out_frames
@@ -30,6 +30,7 @@ from mdpo.memory import checked_device
 from mdpo.nets import build_agents, sample_actions
 from mdpo.optimize import distill_rewards, optimize
 from mdpo.perturb import random_conv
+from mdpo.resolve import agent_env
 from mdpo.rollout import Rollout, gae
 from mdpo.runs import load_agents, save_checkpoint
 from mdpo.runtime import autocast, derive_seed, with_device_flags

@@ -9,9 +9,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mdpo.config import Config, agent_env, from_dict, set_field, to_dict, validate
+from mdpo.config import Config, from_dict, set_field, to_dict
 from mdpo.errors import MdpoError
 from mdpo.presets import ALGOS
+from mdpo.resolve import agent_env, validate
 from mdpo.runs import CHECKPOINT, load_config
 
 
