@@ -11,8 +11,7 @@ from processes import alive, descendants
 
 from mdpo.cli import main
 from mdpo.runs import run_dir_for, start_run_dir
-from mdpo.sweep import gpu_share
-from mdpo.sweep_spec import build_spec, expand
+from mdpo.sweep_spec import build_spec, expand, gpu_share
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sweep-smoke.yaml"
 SMOKE_TRIALS = ("coinrun-ppo-s1", "coinrun-mdpo-s1", "bigfish-ppo-s1", "bigfish-mdpo-s1")

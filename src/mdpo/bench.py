@@ -26,6 +26,7 @@ import torch
 
 from mdpo.config import Config, PerfConfig, set_field
 from mdpo.errors import MdpoError
+from mdpo.flags import add_config_arguments, config_from_args
 from mdpo.memory import checked_device
 from mdpo.resolve import validate
 from mdpo.runtime import configure_process, release_free_memory
@@ -171,8 +172,6 @@ def format_table(result: dict) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mdpo.cli import add_config_arguments
-
     p = sub.add_parser("bench", help="env steps/s of the training loop, with a speed-up ratio")
     add_config_arguments(p, skip=("out_dir", "run_name", "checkpoint_every", "total_steps", "eval.", "track", "wandb."))
     p.add_argument("--warmup", type=int, default=1, help="updates before measuring, per configuration")
@@ -186,8 +185,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from mdpo.cli import config_from_args
-
     if args.warmup < 0 or args.updates < 1:
         raise MdpoError("--warmup must be >= 0 and --updates >= 1")
     cfg = config_from_args(args, default_preset="paper")

@@ -1,9 +1,11 @@
-"""What a training run tells its user: what it is about to do, how long the rest will take, and the
-few numbers on its progress bar."""
+"""What a training run tells its user: what it is about to do, how long the rest will take, the few
+numbers on its progress bar, and its final evaluation."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -71,3 +73,24 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} days"
+
+
+def print_eval(results: list[dict]) -> None:
+    print(f"{'agent':>6} {'split':>6} {'episodes':>9} {'mean return':>12}")
+    for i, agent in enumerate(results):
+        for split, r in agent.items():
+            mean = sum(r["returns"]) / len(r["returns"])
+            print(f"{i:>6} {split:>6} {len(r['returns']):>9} {mean:>12.3f}")
+
+
+def report_run(run_dir: Path) -> None:
+    eval_path = Path(run_dir) / "eval.json"
+    if eval_path.exists():
+        data = json.loads(eval_path.read_text())
+        print_eval(data["agents"])
+        summary = data["summary"]
+        print("  ".join(f"{k}={v:.3f}" for k, v in summary.items() if "/agent" not in k))
+    else:
+        print("stopped before the end; continue with the command below")
+    print(f"run folder: {run_dir}")
+    print(f"resume: mdpo train --resume {run_dir}")

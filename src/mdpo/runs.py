@@ -7,6 +7,8 @@
     RUN_DIR/eval.json         final evaluation with per-episode returns
     RUN_DIR/resumes.jsonl     one line per resume: when, at which update, which fields it changed
     RUN_DIR/.lock             held by the process training the run (see ``run_lock``)
+    RUN_DIR/robustness.json   written by ``mdpo robustness``
+    RUN_DIR/tsne.json         written by ``mdpo tsne``
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mdpo.nets import build_agents, observation_kind
 
 CONFIG, CHECKPOINT, METRICS, EVAL = "config.json", "checkpoint.pt", "metrics.jsonl", "eval.json"
 RESUMES, LOCK = "resumes.jsonl", ".lock"
+ROBUSTNESS, TSNE = "robustness.json", "tsne.json"  # the analyses' results, read by ``mdpo report``
 # What a start that died before its first checkpoint leaves behind; a new start clears it.
 ATTEMPT_FILES = (METRICS, EVAL, RESUMES, "events.out.tfevents.*", CHECKPOINT + ".tmp")
 

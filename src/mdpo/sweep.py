@@ -6,9 +6,9 @@ ordinary run folder under one sweep folder.
     SWEEP_DIR/.tune/    Ray Tune's bookkeeping (error tracebacks of failed trials); not needed to resume
 
 Resuming lives in the run folders, not in Ray: a trial whose folder holds eval.json is done, one
-with checkpoint.pt continues from it (``resume.resume``), any other starts afresh (``train.train``).
-Ray retrying a trial that died and a re-run of the whole sweep after an interruption both go through
-that one rule, so neither repeats finished work. Ray itself is imported only when trials must run.
+with checkpoint.pt continues from it, any other starts afresh (``mdpo.sweep_trial``). Ray retrying
+a trial that died and a re-run of the whole sweep after an interruption both go through that one
+rule, so neither repeats finished work. Ray itself is imported only when trials must run.
 
 On a cluster (``--address``), trials run on any node and write their run folders themselves: every
 node needs mdpo installed and the sweep folder at the same path on shared storage (NFS or alike),
@@ -18,50 +18,17 @@ and the command runs on a node of the cluster, usually the head.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import shutil
 from pathlib import Path
 
-from mdpo.config import field_docs, from_dict, get_field
+from mdpo.config import field_docs, get_field
 from mdpo.errors import MdpoError
-from mdpo.runs import CHECKPOINT, CONFIG, EVAL, load_config
+from mdpo.flags import add_config_arguments
+from mdpo.runs import CONFIG, load_config
 from mdpo.sweep_spec import Spec, Trial, build_spec, expand, merge, parse_grid_flag, read_spec_file
+from mdpo.sweep_trial import trial_state
 
 INSTALL_HINT = 'mdpo sweep needs Ray Tune: pip install -e ".[sweep]" (or pip install "ray[tune]")'
-
-
-def trial_state(run_dir: Path) -> str:
-    """``done`` (eval.json), ``checkpoint`` (can resume) or ``new``."""
-    if (run_dir / EVAL).exists():
-        return "done"
-    return "checkpoint" if (run_dir / CHECKPOINT).exists() else "new"
-
-
-def run_trial(config: dict) -> str:
-    """Bring one trial to its end; returns the state it started from. Runs inside a Ray worker."""
-    from mdpo.resume import resume
-    from mdpo.train import train
-
-    cfg = from_dict(config)
-    run_dir = Path(cfg.out_dir) / cfg.run_name
-    state = trial_state(run_dir)
-    if state == "checkpoint":
-        resume(run_dir, progress=False)
-    elif state == "new":
-        shutil.rmtree(run_dir, ignore_errors=True)  # what a start that died before its first checkpoint left
-        train(cfg, progress=False)
-    return state
-
-
-def gpu_share(gpus: float, cpus: float, cpu_per_trial: float, trials: int) -> float:
-    """The GPU each trial reserves where the spec does not say: none without GPUs, else an equal share
-    among the trials that run at once (as many as the CPUs allow), at most one each. A trial that
-    reserves no GPU does not see one (Ray hides it), so 0 would keep every trial on the CPU."""
-    if not gpus:
-        return 0.0
-    at_once = max(1, min(trials, int(cpus // cpu_per_trial)))
-    return math.floor(min(1.0, gpus / at_once) * 10000) / 10000  # Ray takes fractions to 4 decimals
 
 
 def check_folders(trials: list[Trial]) -> None:
@@ -125,8 +92,6 @@ def load_engine():
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mdpo.cli import add_config_arguments
-
     p = sub.add_parser("sweep", help="a grid of runs on Ray: locally, or on a cluster with --address",
                        description="Run a grid of trials on Ray; running the same command again resumes it.")
     p.add_argument("spec", nargs="?", help="sweep spec YAML (see examples/sweep-smoke.yaml); flags override it")

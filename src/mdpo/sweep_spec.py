@@ -19,6 +19,7 @@ Grid and override keys are config fields (``mdpo flags``). Each trial is an ordi
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ class Spec:
     overrides: dict[str, Any]
     out_dir: Path
     cpu: float = 1.0
-    gpu: float | None = None  # None: a share of the GPUs there are (``sweep.gpu_share``)
+    gpu: float | None = None  # None: a share of the GPUs there are (``gpu_share``)
     max_failures: int = 2
 
 
@@ -156,3 +157,13 @@ def _mapping(value: Any, key: str) -> dict:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def gpu_share(gpus: float, cpus: float, cpu_per_trial: float, trials: int) -> float:
+    """The GPU each trial reserves where the spec does not say: none without GPUs, else an equal share
+    among the trials that run at once (as many as the CPUs allow), at most one each. A trial that
+    reserves no GPU does not see one (Ray hides it), so 0 would keep every trial on the CPU."""
+    if not gpus:
+        return 0.0
+    at_once = max(1, min(trials, int(cpus // cpu_per_trial)))
+    return math.floor(min(1.0, gpus / at_once) * 10000) / 10000  # Ray takes fractions to 4 decimals

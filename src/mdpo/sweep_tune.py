@@ -5,7 +5,7 @@ tasks would leave it to us: per-trial CPU/GPU requests, fractional GPUs included
 (``tune.with_resources``); trials queued until the cluster has room; a trial whose worker died
 started again (``FailureConfig.max_failures``); and callbacks on every trial state change, which
 print the progress. Tune's own checkpoints and experiment restore are not used: a trial's progress
-lives in its mdpo run folder, which ``mdpo.sweep.run_trial`` continues from.
+lives in its mdpo run folder, which ``mdpo.sweep_trial.run_trial`` continues from.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from tqdm import tqdm
 from mdpo.config import to_dict
 from mdpo.errors import MdpoError
 from mdpo.runtime import on_stop_signals
-from mdpo.sweep import gpu_share, run_trial, trial_state
-from mdpo.sweep_spec import Spec, Trial
+from mdpo.sweep_spec import Spec, Trial, gpu_share
+from mdpo.sweep_trial import run_trial, trial_state
 
 
 def run_trials(todo: list[Trial], spec: Spec, total: int, address: str | None,

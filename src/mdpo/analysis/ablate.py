@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mdpo.config import Config, from_dict, set_field, to_dict
+from mdpo.console import report_run
 from mdpo.errors import MdpoError
+from mdpo.flags import add_config_arguments, given_fields
 from mdpo.presets import ALGOS
 from mdpo.resolve import agent_env, validate
 from mdpo.runs import CHECKPOINT, load_config
@@ -42,17 +44,14 @@ SET_BY_ABLATION = ("preset", "algo", "cohort.", "net.encoder_from", "net.encoder
 
 
 def cmd_frozen_encoder(args: argparse.Namespace) -> None:
-    from mdpo.cli import _report_run, given_fields
     from mdpo.train import train
 
     overrides = given_fields(args)
     cfg = frozen_encoder_config(args.source, args.agent, overrides)
-    _report_run(train(cfg, progress=not args.quiet, verbose=True))
+    report_run(train(cfg, progress=not args.quiet, verbose=True))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mdpo.cli import add_config_arguments
-
     ablate = sub.add_parser("ablate", help="ablations of trained runs (frozen-encoder: paper Figure 5)")
     kinds = ablate.add_subparsers(dest="ablation", required=True)
     p = kinds.add_parser("frozen-encoder", help="train fresh PPO heads on a run's frozen encoder")

@@ -10,13 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mdpo.analysis.robustness import ROBUSTNESS
-from mdpo.analysis.tsne import TSNE
 from mdpo.config import Config
 from mdpo.envs import score_range
 from mdpo.errors import MdpoError
 from mdpo.logger import read_metrics
-from mdpo.runs import CONFIG, EVAL, load_config
+from mdpo.runs import CONFIG, EVAL, ROBUSTNESS, TSNE, load_config
 
 TEST_RETURN, TRAIN_RETURN = "eval/test_return", "eval/train_return"
 

@@ -13,8 +13,9 @@ from mdpo.analysis import plots
 from mdpo.analysis.collect import Run
 from mdpo.analysis.document import Document
 from mdpo.analysis.labels import run_order
-from mdpo.analysis.robustness import ROBUSTNESS, format_stat
-from mdpo.analysis.tsne import TSNE, embedding
+from mdpo.analysis.robustness import format_stat
+from mdpo.analysis.tsne import embedding
+from mdpo.runs import ROBUSTNESS, TSNE
 
 
 def robustness(doc: Document, runs: list[Run], looks: dict, titles: dict, out_dir: Path) -> None:

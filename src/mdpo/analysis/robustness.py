@@ -21,10 +21,9 @@ from mdpo.distill import kl
 from mdpo.envs.frames import held_out_frames
 from mdpo.errors import MdpoError
 from mdpo.perturb import FAMILIES, JITTER_KEYS, PerturbSpec, perturb
-from mdpo.runs import CHECKPOINT, load_agents, load_config, require_colour_frames, write_json
+from mdpo.runs import CHECKPOINT, ROBUSTNESS, load_agents, load_config, require_colour_frames, write_json
 from mdpo.runtime import derive_seed, resolve_device
 
-ROBUSTNESS = "robustness.json"
 STATS = ("kl_mean", "kl_std", "feature_mean", "feature_std")
 
 

@@ -19,10 +19,8 @@ from tqdm import tqdm
 from mdpo.analysis.robustness import Probe, add_perturb_arguments, check_runs, encode, spec_from_args
 from mdpo.errors import MdpoError
 from mdpo.perturb import FAMILIES
-from mdpo.runs import load_agents, write_json
+from mdpo.runs import TSNE, load_agents, write_json
 from mdpo.runtime import resolve_device
-
-TSNE = "tsne.json"
 
 
 def spread(clouds: torch.Tensor) -> list[float]:
