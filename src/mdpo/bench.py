@@ -14,7 +14,6 @@ resident set during the update (the resident set when it started is reported nex
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import os
@@ -24,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from mdpo.config import Config, PerfConfig, set_field
+from mdpo.config import Config, PerfConfig
 from mdpo.errors import MdpoError
 from mdpo.flags import add_config_arguments, config_from_args
 from mdpo.memory import checked_device
-from mdpo.resolve import validate
+from mdpo.resolve import overridden
 from mdpo.runtime import configure_process, release_free_memory
 from mdpo.timing import PhaseTimer
 from mdpo.trainer import Trainer
@@ -113,14 +112,11 @@ def simple(cfg: Config) -> Config:
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     """``cfg`` with ``KEY=VALUE`` overrides applied (and validated)."""
-    changed = copy.deepcopy(cfg)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise MdpoError(f"--compare takes KEY=VALUE items, got {item!r}")
-        set_field(changed, key, value)
-    validate(changed)
-    return changed
+    pairs = [item.partition("=") for item in overrides]
+    bad = [key for key, sep, _ in pairs if not sep]
+    if bad:
+        raise MdpoError(f"--compare takes KEY=VALUE items, got {bad[0]!r}")
+    return overridden(cfg, {key: value for key, _, value in pairs})
 
 
 def bench(cfg: Config, warmup: int = 1, updates: int = 2, reference: bool = True,
@@ -187,6 +183,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.warmup < 0 or args.updates < 1:
         raise MdpoError("--warmup must be >= 0 and --updates >= 1")
-    cfg = config_from_args(args, default_preset="paper")
+    cfg = config_from_args(args)
     result = bench(cfg, args.warmup, args.updates, not args.no_reference, args.compare)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

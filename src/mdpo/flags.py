@@ -10,10 +10,8 @@ import sys
 
 from mdpo.config import Config, field_docs, get_field
 from mdpo.errors import MdpoError
-from mdpo.presets import ALGOS, PRESETS
+from mdpo.presets import ALGOS, DEFAULT_PRESET, PRESETS
 from mdpo.resolve import resolve
-
-DEFAULT_PRESET = "paper"
 
 
 class FlagParser(argparse.ArgumentParser):
@@ -96,9 +94,9 @@ def given_fields(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if "." in k or k in field_docs()}
 
 
-def config_from_args(args: argparse.Namespace, default_preset: str = DEFAULT_PRESET) -> Config:
+def config_from_args(args: argparse.Namespace) -> Config:
     given = given_fields(args)
-    preset, algo = given.pop("preset", default_preset), given.pop("algo", None)
+    preset, algo = given.pop("preset", DEFAULT_PRESET), given.pop("algo", None)
     return resolve(preset, algo, given)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+DEFAULT_PRESET = "paper"  # where a config starts when no preset is named
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Table 2: hard mode, 500 training levels, 50M steps per agent.
     "paper": {},

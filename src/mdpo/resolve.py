@@ -11,13 +11,13 @@ import math
 from typing import Any
 
 from mdpo.augment import AUGMENTATIONS
-from mdpo.config import Config, EnvConfig, get_field, set_field
+from mdpo.config import Config, EnvConfig, from_dict, get_field, set_field, to_dict
 from mdpo.distill import DISTILL_LOSSES
 from mdpo.envs import check_env_config
 from mdpo.errors import MdpoError
 from mdpo.losses import POLICY_LOSSES
 from mdpo.nets import ENCODERS
-from mdpo.presets import ALGOS, DEVICE_DEFAULTS, PRESETS
+from mdpo.presets import ALGOS, DEFAULT_PRESET, DEVICE_DEFAULTS, PRESETS
 from mdpo.runtime import device_type
 
 PEER_TARGETS = ("each", "mean", "best")
@@ -26,7 +26,7 @@ LEVEL_SPLITS = ("shared", "disjoint")
 AMP_MODES = ("none", "bf16")
 
 
-def resolve(preset: str = "paper", algo: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+def resolve(preset: str = DEFAULT_PRESET, algo: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults -> preset -> algorithm alias -> explicit overrides, then the device's defaults
     (``DEVICE_DEFAULTS``) for fields neither the preset nor an override sets; validated."""
     if preset not in PRESETS:
@@ -61,6 +61,15 @@ NON_NEGATIVE = ("torch_threads", "env.num_levels", "env.start_level", "env.num_t
 POSITIVE = ("ppo.lr", "ppo.adam_eps", "ppo.clip_coef", "ppo.max_grad_norm", "ppo.reward_clip",
             "cohort.temperature")
 UNIT_INTERVAL = ("env.agreement", "ppo.gamma", "ppo.gae_lambda")
+
+
+def overridden(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of ``cfg`` with ``overrides`` (``section.field``: value, strings parsed) set, validated."""
+    changed = from_dict(to_dict(cfg))
+    for key, value in overrides.items():
+        set_field(changed, key, value)
+    validate(changed)
+    return changed
 
 
 def check_ranges(cfg: Config) -> None:

@@ -29,6 +29,7 @@ import yaml
 
 from mdpo.config import Config, get_field
 from mdpo.errors import MdpoError
+from mdpo.presets import DEFAULT_PRESET
 from mdpo.resolve import resolve
 
 SPEC_KEYS = ("preset", "grid", "overrides", "resources", "max_failures", "out_dir")
@@ -121,7 +122,7 @@ def expand(spec: Spec) -> list[Trial]:
     for point in itertools.product(*spec.grid.values()):
         values = {**spec.overrides, **dict(zip(spec.grid, point))}
         try:
-            cfg = resolve(values.pop("preset", "paper"), None, values)
+            cfg = resolve(values.pop("preset", DEFAULT_PRESET), None, values)
         except MdpoError as exc:
             raise MdpoError(f"sweep spec: {exc}") from None
         name = trial_name(cfg, varying)

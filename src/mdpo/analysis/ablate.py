@@ -14,7 +14,7 @@ from mdpo.console import report_run
 from mdpo.errors import MdpoError
 from mdpo.flags import add_config_arguments, given_fields
 from mdpo.presets import ALGOS
-from mdpo.resolve import agent_env, validate
+from mdpo.resolve import agent_env, overridden
 from mdpo.runs import CHECKPOINT, load_config
 
 
@@ -33,10 +33,7 @@ def frozen_encoder_config(source: str | Path, agent: int = 0, overrides: dict[st
     cfg.algo = f"frozen-{src.algo}"
     cfg.net.encoder_from, cfg.net.encoder_agent, cfg.net.freeze_encoder = str(source), agent, True
     cfg.out_dir, cfg.run_name = str(source.parent), f"{source.name}-frozen{agent}"
-    for key, value in (overrides or {}).items():
-        set_field(cfg, key, value)
-    validate(cfg)
-    return cfg
+    return overridden(cfg, overrides or {})
 
 
 # Fields the ablation sets itself: it is PPO with --from's encoder, frozen.
