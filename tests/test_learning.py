@@ -4,6 +4,7 @@ Breakout beats a random policy. Learning tests, not timed tests: each asserts a 
 import pytest
 
 from mdpo.resolve import resolve
+from mdpo.runtime import configure_process
 from mdpo.trainer import Trainer
 
 # Published: rl-baselines3-zoo's PPO reaches 500 at 100k steps on CartPole-v1 (the cartpole preset's
@@ -15,6 +16,7 @@ MINATAR_STEPS = 123_000  # 15 updates of the minatar preset
 def episode_returns(cfg, run_dir) -> list[list[float]]:
     """Every agent's training episode returns in the order they ended, over a whole run."""
     trainer = Trainer(cfg, run_dir)
+    configure_process(cfg, trainer.device)  # as `mdpo train` does
     returns = [[] for _ in range(cfg.cohort.num_agents)]
     try:
         while trainer.update_idx < trainer.num_updates:
