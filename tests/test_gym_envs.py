@@ -9,7 +9,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from mdpo.config import EnvConfig
-from mdpo.envs import EpisodeMonitor, family_of, make_env, split_warning
+from mdpo.envs import EpisodeMonitor, family_of, make_env, split_warning, step_all
 from mdpo.envs.gym import GymnasiumEnv
 from mdpo.envs.levels import SeedSplit
 from mdpo.errors import MdpoError
@@ -119,6 +119,28 @@ def test_envpool_atari_task():
     assert step.score is not None and step.game_over is not None  # statistics count the game, not lives
     with pytest.raises(MdpoError, match="no train/test level split"):
         make_env(EnvConfig(game="Pong-v5", num_levels=10), 1, seed=1, device=CPU)
+
+
+def test_envpool_tasks_step_side_by_side_as_one_by_one():
+    # Atari through send/recv (``step_all``): the same steps, lives and all, as stepping each env alone
+    def run(together):
+        envs = [make_env(EnvConfig(game="Breakout-v5", num_levels=0, num_threads=1), 2, seed=s, device=CPU)
+                for s in (1, 2)]
+        for env in envs:
+            env.reset()
+        g, steps = torch.Generator().manual_seed(0), []
+        for _ in range(150):
+            actions = torch.randint(0, 4, (2, 2), generator=g)
+            steps += step_all(envs, actions) if together else [env.step(a) for env, a in zip(envs, actions)]
+        for env in envs:
+            env.close()
+        return steps
+
+    together, alone = run(True), run(False)
+    assert any(step.done.any() for step in alone) and not all(step.valid.all() for step in alone)  # lives lost
+    for a, b in zip(together, alone):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
 
 
 def test_layout_overlap_warning():

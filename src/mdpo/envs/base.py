@@ -61,15 +61,18 @@ def obs_kind(shape: tuple[int, ...], dtype: np.dtype) -> str:
     return "rgb" if shape[0] == 3 else "pixels"
 
 
+def stored(array: np.ndarray) -> np.ndarray:
+    """Observations in the dtype the rollout stores: images uint8 (bool as 0/1), vectors float32."""
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        return array.view(np.uint8)
+    return array if array.dtype == np.uint8 else array.astype(np.float32, copy=False)
+
+
 def obs_tensor(array: np.ndarray, device: torch.device, channels_first: bool = True) -> torch.Tensor:
     """A batch of observations as the rollout stores them: images uint8 (N, C, H, W) (bool as 0/1,
     ``channels_first=False`` for HWC input), vectors float32 (N, D)."""
-    array = np.asarray(array)
-    if array.dtype == np.bool_:
-        array = array.view(np.uint8)
-    elif array.dtype != np.uint8:
-        array = array.astype(np.float32, copy=False)
-    x = torch.from_numpy(array)
+    x = torch.from_numpy(stored(array))
     if x.ndim == 4 and not channels_first:
         x = x.permute(0, 3, 1, 2)
     return x.to(device, non_blocking=True).contiguous()

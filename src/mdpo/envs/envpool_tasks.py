@@ -1,28 +1,52 @@
-"""Any envpool task with discrete actions (Atari ``Pong-v5``, ``Breakout-v5``, classic control), with
-envpool's own preprocessing (Atari: 84x84 grey, 4 stacked frames, frame skip 4, 30 no-op starts).
+"""Any envpool task with discrete actions (Procgen, Atari ``Pong-v5``, ``Breakout-v5``, classic control),
+with envpool's own preprocessing (Atari: 84x84 grey, 4 stacked frames, frame skip 4, 30 no-op starts).
 
 Atari learns as CleanRL's ``ppo_atari_envpool.py`` does: a lost life ends the learner's episode and
 rewards are clipped to their sign, while episode statistics count the game's own rewards until the
 game is over. envpool resets on the step after a done, a lost life's too: that step is not a transition.
-Its tasks cannot reseed their resets, so they have no train/test level split.
+Its tasks cannot reseed their resets, so only Procgen, which draws levels itself, has a train/test split.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import numpy as np
 import torch
 
-from mdpo.envs.base import NextStepResets, Step, obs_kind, obs_tensor
-from mdpo.envs.procgen import _load_envpool
+from mdpo.envs.base import NextStepResets, Step, obs_kind, stored
+from mdpo.envs.staging import DeviceStaging
 from mdpo.errors import MdpoError
 
 ATARI_OPTIONS = {"episodic_life": True, "reward_clip": True}  # set where a task has them (CleanRL's settings)
 
+_QT_LIBS = ("libicudata.so.56", "libicuuc.so.56", "libicui18n.so.56", "libQt5Core.so.5", "libQt5Gui.so.5")
+
+
+def load_envpool():
+    """Import envpool's Procgen after making the Qt5 runtime it links against loadable.
+
+    The PyQt5-Qt5 wheel carries the libraries; loading them RTLD_GLOBAL first needs no root.
+    A system Qt5 (Debian's libqt5gui5) is used when the wheel is absent.
+    """
+    try:
+        import PyQt5
+
+        lib_dir = os.path.join(list(PyQt5.__path__)[0], "Qt5", "lib")
+        for name in _QT_LIBS:
+            ctypes.CDLL(os.path.join(lib_dir, name), mode=ctypes.RTLD_GLOBAL)
+    except (ImportError, OSError):
+        pass  # fall back to a system Qt5 on the loader path
+    try:
+        import envpool
+    except ImportError as exc:
+        raise MdpoError(f"envpool could not be imported ({exc}); install it with `pip install -e .`") from None
+    return envpool
+
 
 def tasks() -> list[str]:
-    return list(_load_envpool().list_all_envs())
+    return list(load_envpool().list_all_envs())
 
 
 def knows(game: str) -> bool:
@@ -41,43 +65,53 @@ def spaces_of(task: str, observation, action) -> tuple[tuple[int, ...], int]:
 
 def spec_of(task: str) -> tuple[tuple[int, ...], int, str]:
     """(obs_shape, action count, obs kind) of ``task``, read from envpool's spec."""
-    spec = _load_envpool().make_spec(task)
+    spec = load_envpool().make_spec(task)
     space = spec.observation_space
     shape, actions = spaces_of(task, space, spec.action_space)
     return shape, actions, obs_kind(shape, space.dtype)
 
 
 class EnvpoolEnv:
-    """``num_envs`` copies of envpool task ``task``."""
+    """``num_envs`` copies of envpool task ``task`` (``options``: more of its settings, e.g. Procgen's levels).
 
-    def __init__(self, task: str, num_envs: int, seed: int, device: torch.device, num_threads: int = 0):
-        envpool = _load_envpool()
-        options = {k: v for k, v in ATARI_OPTIONS.items() if k in envpool.make_spec(task).config._fields}
+    ``send`` then ``recv`` is ``step`` in two halves (envpool's asynchronous API): the envs step on
+    envpool's threads in between, so several agents' envs can step at once (``base.step_all``).
+    """
+
+    def __init__(self, task: str, num_envs: int, seed: int, device: torch.device, num_threads: int = 0,
+                 **options):
+        envpool = load_envpool()
+        lives = {k: v for k, v in ATARI_OPTIONS.items() if k in envpool.make_spec(task).config._fields}
         self._env = envpool.make(task, env_type="gymnasium", num_envs=num_envs, seed=seed,
-                                 num_threads=num_threads or min(num_envs, os.cpu_count() or 1), **options)
+                                 num_threads=num_threads or min(num_envs, os.cpu_count() or 1), **lives, **options)
         space = self._env.observation_space
         self.obs_shape, self.num_actions = spaces_of(task, space, self._env.action_space)
         self.obs_kind = obs_kind(self.obs_shape, space.dtype)
-        self.num_envs, self.device, self.lives = num_envs, device, bool(options)
+        self.num_envs, self.device, self.lives = num_envs, device, bool(lives)
+        self.staging = DeviceStaging(device)
         self.resets = NextStepResets(num_envs)
-
-    def _to(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, device=self.device)
 
     def reset(self) -> torch.Tensor:
         obs, _ = self._env.reset()
         self.resets.start()
-        return obs_tensor(obs, self.device)
+        return self.staging.obs(stored(obs))
 
-    def step(self, actions: torch.Tensor) -> Step:
-        obs, reward, terminated, truncated, info = self._env.step(actions.cpu().numpy())
+    def send(self, actions: torch.Tensor) -> None:
+        self._env.send(actions.cpu().numpy())
+
+    def recv(self) -> Step:
+        obs, reward, terminated, truncated, info = self._env.recv(reset=False, return_info=True)
         done = terminated | truncated
-        step = Step(obs=obs_tensor(obs, self.device), reward=self._to(reward.astype(np.float32)),
-                    done=self._to(done), valid=self._to(self.resets.valid(done)))
+        step = self.staging.step(stored(obs), reward, done, self.resets.valid(done))
         if self.lives:
             game_over = info["terminated"].astype(bool) | truncated
-            step = step._replace(score=self._to(info["reward"].astype(np.float32)), game_over=self._to(game_over))
+            step = step._replace(score=torch.as_tensor(info["reward"].astype(np.float32), device=self.device),
+                                 game_over=torch.as_tensor(game_over, device=self.device))
         return step
+
+    def step(self, actions: torch.Tensor) -> Step:
+        self.send(actions)
+        return self.recv()
 
     def close(self) -> None:
         self._env.close()

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 import torch
 
-from mdpo.envs.base import Step
-from mdpo.envs.staging import DeviceStaging
+from mdpo.envs.envpool_tasks import EnvpoolEnv
 from mdpo.errors import MdpoError
 
 GAMES = (
@@ -43,67 +39,13 @@ def check(game: str, mode: str) -> None:
         raise MdpoError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
 
 
-_QT_LIBS = ("libicudata.so.56", "libicuuc.so.56", "libicui18n.so.56", "libQt5Core.so.5", "libQt5Gui.so.5")
+class ProcgenEnv(EnvpoolEnv):
+    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64)."""
 
-
-def _load_envpool():
-    """Import envpool's Procgen after making the Qt5 runtime it links against loadable.
-
-    The PyQt5-Qt5 wheel carries the libraries; loading them RTLD_GLOBAL first needs no root.
-    A system Qt5 (Debian's libqt5gui5) is used when the wheel is absent.
-    """
-    try:
-        import PyQt5
-
-        lib_dir = os.path.join(list(PyQt5.__path__)[0], "Qt5", "lib")
-        for name in _QT_LIBS:
-            ctypes.CDLL(os.path.join(lib_dir, name), mode=ctypes.RTLD_GLOBAL)
-    except (ImportError, OSError):
-        pass  # fall back to a system Qt5 on the loader path
-    try:
-        import envpool
-    except ImportError as exc:
-        raise MdpoError(f"envpool could not be imported ({exc}); install it with `pip install -e .`") from None
-    return envpool
-
-
-class ProcgenEnv:
-    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64).
-
-    ``send`` then ``recv`` is ``step`` in two halves (envpool's asynchronous API): the envs step on
-    envpool's threads in between, so several agents' envs can step at once (``base.step_all``).
-    """
-
-    num_actions = 15
-    obs_shape = (3, 64, 64)
-    obs_kind = "rgb"
+    obs_shape = (3, 64, 64)  # known before any env is made (memory checks)
 
     def __init__(self, game: str, mode: str, num_envs: int, num_levels: int, start_level: int,
                  seed: int, device: torch.device, num_threads: int = 0):
         check(game, mode)
-        envpool = _load_envpool()
-        self.num_envs = num_envs
-        self.staging = DeviceStaging(device)
-        threads = num_threads or min(num_envs, os.cpu_count() or 1)
-        self._env = envpool.make(
-            f"{game.capitalize()}{mode.capitalize()}-v0", env_type="gymnasium", num_envs=num_envs,
-            num_levels=num_levels, start_level=start_level, seed=seed, num_threads=threads,
-        )
-
-    def reset(self) -> torch.Tensor:
-        obs, _ = self._env.reset()
-        return self.staging.obs(obs)
-
-    def send(self, actions: torch.Tensor) -> None:
-        self._env.send(actions.cpu().numpy())
-
-    def recv(self) -> Step:
-        obs, reward, terminated, truncated, info = self._env.recv(reset=False, return_info=True)
-        return self.staging.step(obs, reward, terminated | truncated, info["elapsed_step"] > 0)
-
-    def step(self, actions: torch.Tensor) -> Step:
-        self.send(actions)
-        return self.recv()
-
-    def close(self) -> None:
-        self._env.close()
+        super().__init__(f"{game.capitalize()}{mode.capitalize()}-v0", num_envs, seed, device, num_threads,
+                         num_levels=num_levels, start_level=start_level)
