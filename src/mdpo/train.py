@@ -16,14 +16,7 @@ from mdpo.console import describe, eta, postfix
 from mdpo.envs import split_warning
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
-from mdpo.runs import (
-    EVAL,
-    kept_checkpoint,
-    run_dir_for,
-    run_lock,
-    start_run_dir,
-    write_json,
-)
+from mdpo.runs import EVAL, kept_checkpoint, run_dir_for, run_lock, start_run_dir, write_json
 from mdpo.runtime import configure_process, on_stop_signals
 from mdpo.tracking import WandbTracker
 from mdpo.trainer import Trainer
