@@ -95,7 +95,10 @@ def run(src: Path, resolve_module: str, out: Path, scenario: str) -> dict[str, s
 
 @pytest.fixture(scope="module")
 def pinned_src(tmp_path_factory):
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", PINNED, "src"], capture_output=True)
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", PINNED, "src"], capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("no git here to take the pinned code from")
     if archive.returncode:
         pytest.skip(f"commit {PINNED[:7]} is not in this clone")
     root = tmp_path_factory.mktemp("pinned")
