@@ -20,7 +20,7 @@ from torch import nn
 
 from mdpo.errors import MdpoError
 
-if TYPE_CHECKING:  # an annotation only (config reads ENCODERS from here)
+if TYPE_CHECKING:  # for an annotation only
     from mdpo.config import Config
 
 
