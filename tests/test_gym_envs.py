@@ -12,6 +12,7 @@ from mdpo.config import EnvConfig
 from mdpo.envs import EpisodeMonitor, family_of, make_env, split_warning, step_all
 from mdpo.envs.gym import GymnasiumEnv
 from mdpo.envs.levels import SeedSplit
+from mdpo.envs.staging import DeviceStaging
 from mdpo.errors import MdpoError
 from mdpo.resolve import resolve
 from mdpo.rollout import gae
@@ -141,6 +142,33 @@ def test_envpool_tasks_step_side_by_side_as_one_by_one():
     for a, b in zip(together, alone):
         for x, y in zip(a, b):
             assert torch.equal(x, y)
+
+
+class _PackedOnCpu(DeviceStaging):
+    """DeviceStaging's CUDA path (packed copies) with plain CPU buffers, to check the packing here."""
+
+    def __init__(self):
+        super().__init__(CPU)
+        self.pinned = True
+
+    def stage(self, name, array):
+        return torch.from_numpy(array.copy())
+
+    def to_device(self, *buffers):
+        return list(buffers)
+
+
+@pytest.mark.parametrize("lives", [False, True])
+def test_the_packed_copy_gives_the_steps_of_the_direct_one(lives):
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 255, (4, 3, 8, 8), dtype=np.uint8)
+    arrays = [rng.normal(size=4).astype(np.float32), rng.random(4) > 0.5, rng.random(4) > 0.5]
+    if lives:
+        arrays += [rng.normal(size=4).astype(np.float32), rng.random(4) > 0.5]
+    direct, packed = DeviceStaging(CPU).step(obs, *arrays), _PackedOnCpu().step(obs, *arrays)
+    for a, b in zip(direct, packed):
+        assert (a is None) == (b is None) and (a is None or (a.dtype == b.dtype and torch.equal(a, b)))
+    assert (direct.score is not None) == lives
 
 
 def test_layout_overlap_warning():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 
-import numpy as np
 import torch
 
 from mdpo.envs.base import NextStepResets, Step, obs_kind, stored
@@ -102,12 +101,10 @@ class EnvpoolEnv:
     def recv(self) -> Step:
         obs, reward, terminated, truncated, info = self._env.recv(reset=False, return_info=True)
         done = terminated | truncated
-        step = self.staging.step(stored(obs), reward, done, self.resets.valid(done))
-        if self.lives:
-            game_over = info["terminated"].astype(bool) | truncated
-            step = step._replace(score=torch.as_tensor(info["reward"].astype(np.float32), device=self.device),
-                                 game_over=torch.as_tensor(game_over, device=self.device))
-        return step
+        if not self.lives:
+            return self.staging.step(stored(obs), reward, done, self.resets.valid(done))
+        game_over = info["terminated"].astype(bool) | truncated
+        return self.staging.step(stored(obs), reward, done, self.resets.valid(done), info["reward"], game_over)
 
     def step(self, actions: torch.Tensor) -> Step:
         self.send(actions)

@@ -1,8 +1,9 @@
 """A step's host arrays (an envpool-backed env's numpy outputs) onto the training device.
 
 On CUDA the arrays go through pinned (page-locked) buffers, so each copy is an asynchronous DMA
-instead of a synchronous copy from pageable memory, and reward, done and valid travel packed as one
-float32 (3, N) copy instead of three. On the CPU the arrays become tensors without a copy.
+instead of a synchronous copy from pageable memory, and reward, done and valid (with Atari's score and
+game over) travel packed as one float32 copy instead of three (five). On the CPU the arrays become
+tensors without a copy.
 """
 
 from __future__ import annotations
@@ -28,15 +29,23 @@ class DeviceStaging:
         self.wait_for_copies()
         return self.to_device(self.stage("obs", obs))[0]
 
-    def step(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray, valid: np.ndarray) -> Step:
-        """A Step of float32 reward and bool done and valid (N,), obs as the env gives it."""
+    def step(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray, valid: np.ndarray,
+             score: np.ndarray | None = None, game_over: np.ndarray | None = None) -> Step:
+        """A Step of float32 reward (and score) and bool done and valid (and game_over) (N,), obs as the
+        env gives it; ``score`` and ``game_over`` come together or not at all."""
+        lives = score is not None
         if not self.pinned:
-            return Step(torch.from_numpy(obs), torch.from_numpy(reward.astype(np.float32)), torch.from_numpy(done),
+            step = Step(torch.from_numpy(obs), torch.from_numpy(reward.astype(np.float32)), torch.from_numpy(done),
                         torch.from_numpy(valid))
+            if lives:
+                step = step._replace(score=torch.from_numpy(score.astype(np.float32)),
+                                     game_over=torch.from_numpy(game_over))
+            return step
         self.wait_for_copies()
-        packed = np.stack([reward, done, valid]).astype(np.float32)
+        packed = np.stack([reward, done, valid, *((score, game_over) if lives else ())]).astype(np.float32)
         obs, packed = self.to_device(self.stage("obs", obs), self.stage("packed", packed))
-        return Step(obs, packed[0], packed[1] > 0, packed[2] > 0)
+        step = Step(obs, packed[0], packed[1] > 0, packed[2] > 0)
+        return step._replace(score=packed[3], game_over=packed[4] > 0) if lives else step
 
     def stage(self, name: str, array: np.ndarray) -> torch.Tensor:
         """``array`` copied into the pinned buffer ``name`` (made, or remade, to its shape and dtype)."""
