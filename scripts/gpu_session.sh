@@ -23,15 +23,20 @@
 # Settings (environment variables; defaults in the lines below): GAME, PRESET, ALGOS, SEEDS, TRAIN_FLAGS and
 # RUN_STEPS for the learning runs; BENCH_GAME, BENCH_PRESET, BENCH, BENCH_FLAGS (KEY=VALUE ...) and COMPARE
 # (levers, e.g. "perf.micro_batch=128 perf.tf32=true perf.amp=bf16 perf.compile=true") for the bench; TESTS
-# and TESTS_SKIP (a -k expression left out) for pytest; RESERVE, the seconds `all` keeps for finish. An
-# empty TESTS, or BENCH and COMPARE, leaves that step's work out.
+# and TESTS_SKIP (a -k expression left out) for pytest; RESERVE, the seconds `all` keeps for finish; PYTHON;
+# BUNDLE_SITE, where setup.sh unpacked the bundle (/tmp/site). An empty TESTS, or BENCH and COMPARE, leaves
+# that step's work out.
 set -euo pipefail
 
+PY=${PYTHON:-python3}
 # The envpool bundle that .devbundle/setup.sh unpacked on this machine in an earlier call, so that a
 # call may carry .gpu-runs instead of the bundle (both together are over the 64 MB a call carries).
-if [[ -d /tmp/site/envpool && ":${PYTHONPATH:-}:" != *:/tmp/site:* ]]; then
-  export PYTHONPATH=/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-  export LD_LIBRARY_PATH=/tmp/site/qtlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Only for a Python without envpool of its own: a bundle unpacked for a rehearsal here is for 3.12.
+SITE=${BUNDLE_SITE:-/tmp/site}
+if [[ -d $SITE/envpool && ":${PYTHONPATH:-}:" != *:$SITE:* ]] &&
+  ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("envpool") is None)' 2>/dev/null; then
+  export PYTHONPATH=$SITE:$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+  export LD_LIBRARY_PATH=$SITE/qtlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 
 GAME=${GAME:-starpilot}
@@ -51,7 +56,6 @@ RESERVE=${RESERVE:-100}
 RUNS_DIR=${RUNS_DIR:-/tmp/mdpo-gpu/runs}
 RESTORE_DIR=${RESTORE_DIR:-.gpu-runs}
 OUT=${OUT:-/tmp/mdpo-gpu/out}
-PY=${PYTHON:-python3}
 mkdir -p "$RUNS_DIR" "$OUT"
 
 runs() {  # the run names, one per algorithm and seed

@@ -44,10 +44,16 @@ def _unpack(out: Path, into: Path) -> None:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):
-    """One `all` session without its CUDA tests and bench (they run here, but for time): PPO and MDPO learn."""
+    """One `all` session without its CUDA tests and bench (they run here, but for time): PPO and MDPO learn.
+    Beside it lies a bundle unpacked for another Python (as a rehearsal leaves it): this Python has envpool, so
+    the session must leave the bundle alone."""
     root = tmp_path_factory.mktemp("first")
+    for package in ("envpool", "optree"):
+        (root / "site" / package).mkdir(parents=True)
+        (root / "site" / package / "__init__.py").write_text("raise ImportError('built for another Python')\n")
     started = time.time()
-    _session(root, "all", str(SECONDS), TESTS="", BENCH="", TRAIN_FLAGS=" ".join(TINY), RESERVE=str(RESERVE))
+    _session(root, "all", str(SECONDS), TESTS="", BENCH="", TRAIN_FLAGS=" ".join(TINY), RESERVE=str(RESERVE),
+             BUNDLE_SITE=str(root / "site"))
     return root, time.time() - started
 
 
