@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The CPU learning study of docs/results/cpu/: PPO and MDPO on MinAtar and a MiniGrid train/test split.
+# The CPU learning studies of docs/results/cpu/, one run list per study:
+#   minatar    PPO and MDPO on MinAtar's five games (the `minatar` preset), 1M env steps per agent
+#   minigrid   PPO and MDPO on a MiniGrid train/test split (the `minigrid` preset)
 #
-#   bash scripts/cpu_study.sh start [JOBS]   runs every run of RUNS below, JOBS at a time (default 2, one torch
-#                                            thread each), in the background (setsid: it outlives the shell)
+#   STUDY=minatar bash scripts/cpu_study.sh start [JOBS]   runs every run of the study, JOBS at a time (default
+#                                            2, one torch thread each), in the background (setsid: it outlives
+#                                            the shell)
 #   bash scripts/cpu_study.sh status         one line per run: steps reached, last training return
 #   bash scripts/cpu_study.sh stop           SIGTERM: each run finishes its update and writes a checkpoint
 #
@@ -10,26 +13,28 @@
 # stop (or in a later session, with the run folders copied back) continues where the runs left off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STUDY=${STUDY:-minatar}
 OUT_DIR=${OUT_DIR:-runs/cpu}
 STEPS=${STEPS:-1000000}
 SEEDS=${SEEDS:-"1 2 3"}
-MINIGRID_SEEDS=${MINIGRID_SEEDS:-"1 2 3"}
+GAMES=${GAMES:-"Breakout SpaceInvaders Asterix Freeway Seaquest"}
 MINIGRID_STEPS=${MINIGRID_STEPS:-300000}
 
 # one line per run: name, then its `mdpo train` flags (a later --total_steps wins); seeds outermost,
 # so that every game and algorithm has a first seed before any has a second
 runs() {
     for seed in $SEEDS; do
-        for game in Breakout SpaceInvaders; do
-            for algo in ppo mdpo; do
-                echo "minatar-$game-$algo-s$seed --preset minatar --env.game MinAtar/$game-v1 --algo $algo --seed $seed"
-            done
+        for algo in ppo mdpo; do
+            case $STUDY in
+                minatar)
+                    for game in $GAMES; do
+                        echo "minatar-$game-$algo-s$seed --preset minatar --env.game MinAtar/$game-v1 --algo $algo --seed $seed"
+                    done ;;
+                minigrid)
+                    echo "minigrid-multiroom-$algo-s$seed --preset minigrid --algo $algo --seed $seed --total_steps $MINIGRID_STEPS" ;;
+                *) echo "unknown STUDY=$STUDY (minatar or minigrid)" >&2; exit 2 ;;
+            esac
         done
-        if [[ " $MINIGRID_SEEDS " == *" $seed "* ]]; then
-            for algo in ppo mdpo; do
-                echo "minigrid-multiroom-$algo-s$seed --preset minigrid --algo $algo --seed $seed --total_steps $MINIGRID_STEPS"
-            done
-        fi
     done
 }
 
@@ -46,10 +51,11 @@ one() {  # NAME FLAGS...: train the run, or resume it if it has a checkpoint
 case "${1:-}" in
     start)
         mkdir -p "$OUT_DIR"
+        runs > /dev/null  # an unknown STUDY stops here
         export -f one; export OUT_DIR STEPS
         runs | setsid xargs -r -P "${2:-2}" -L 1 bash -c 'one "$@"' _ >> "$OUT_DIR/study.log" 2>&1 &
         echo $! > "$OUT_DIR/study.pid"  # the leader of the study's process group
-        echo "started: $(runs | wc -l) runs, ${2:-2} at a time, in $OUT_DIR (progress: bash $0 status)"
+        echo "started $STUDY: $(runs | wc -l) runs, ${2:-2} at a time, in $OUT_DIR (progress: bash $0 status)"
         ;;
     status)
         python3 - "$OUT_DIR" <<'PY'
@@ -67,6 +73,6 @@ PY
         kill -TERM -- "-$(cat "$OUT_DIR/study.pid")" 2>/dev/null || true
         ;;
     *)
-        sed -n '2,11p' "$0"; exit 2
+        sed -n '2,14p' "$0"; exit 2
         ;;
 esac

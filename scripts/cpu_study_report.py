@@ -1,19 +1,19 @@
-"""Figures and tables of the CPU study (scripts/cpu_study.sh) for docs/results/cpu/.
+"""Figures and tables of the CPU studies in docs/results/cpu/, drawn from the run folders committed there.
 
-    python3 scripts/cpu_study_report.py runs/cpu docs/results/cpu
+    python3 scripts/cpu_study_report.py                   # redraw every figure and table from docs/results/cpu/runs
+    python3 scripts/cpu_study_report.py --add runs/cpu    # first copy new runs in (config, metrics, eval; no checkpoints)
 
-Draws the training return (``charts/episodic_return``, smoothed, mean over seeds with the seeds'
-range) of MinAtar runs with the published numbers of ../shared/reference.md section 6 as markers,
-and MiniGrid's periodic evaluations on training and test seeds. Writes tables.md (one row per run,
-then per game and algorithm) and copies each run's config, metrics and evaluation into OUT/runs/
-(no checkpoints).
+Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``minatar-*`` are the
+five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``minigrid-*`` the
+MiniGrid train/test study. The training return is ``charts/episodic_return`` (the mean return of the episodes
+that ended in an update); a run's "last 3" is its mean over the last 3 updates (about 25k env steps on MinAtar).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,14 +25,21 @@ import numpy as np  # noqa: E402
 
 from mdpo.logger import read_metrics  # noqa: E402
 
-# (env steps, return, source) as published; "~" values were read off plots by their sources
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "cpu"
+KEPT = ("config.json", "metrics.jsonl", "eval.json", "resumes.jsonl")
+MINATAR_GAMES = ("Breakout", "SpaceInvaders", "Asterix", "Freeway", "Seaquest")
+# (env steps, return, source) as published (../shared/reference.md section 6); "~" values read off plots
 PUBLISHED = {
-    "MinAtar/Breakout-v1": [(1e6, 15, "PPO, gymnax-blines (~)"), (1e6, 9, "actor-critic, MinAtar paper (~)"),
-                            (0, 0.48, "random")],
-    "MinAtar/SpaceInvaders-v1": [(1e6, 55, "PPO, gymnax-blines (~)"), (0, 2.9, "random")],
+    "MinAtar/Breakout-v1": [(1e6, 15, "PPO, gymnax-blines, no sticky actions (~)"),
+                            (1e6, 10.3, "Pgx PPO, mean of 2 training returns"),
+                            (1e6, 9, "actor-critic, MinAtar paper (~)"), (0, 0.48, "random")],
+    "MinAtar/SpaceInvaders-v1": [(1e6, 55, "PPO, gymnax-blines, no sticky actions (~)"),
+                                 (1e6, 59.6, "Pgx PPO, 1 seed, evaluation"), (0, 2.9, "random")],
+    "MinAtar/Asterix-v1": [(1e6, 2, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.53, "random")],
+    "MinAtar/Freeway-v1": [(1e6, 28, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.14, "random")],
+    "MinAtar/Seaquest-v1": [],
 }
 COLOURS = {"ppo": "tab:blue", "mdpo": "tab:orange"}
-KEPT = ("config.json", "metrics.jsonl", "eval.json", "resumes.jsonl")
 
 
 def load(run: Path) -> dict:
@@ -41,12 +48,21 @@ def load(run: Path) -> dict:
     train = [(r["global_step"], r["charts/episodic_return"]) for r in rows if "charts/episodic_return" in r]
     evals = [(r["global_step"], r["eval/train_return"], r["eval/test_return"]) for r in rows if "eval/test_return" in r]
     final = json.loads((run / "eval.json").read_text())["summary"] if (run / "eval.json").exists() else None
-    last = [v for _, v in train[-3:]]
-    ends = [p.stat().st_mtime for p in (run / "eval.json", run / "checkpoint.pt", run / "metrics.jsonl") if p.exists()]
-    return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "train": train,
-            "evals": evals, "final": final, "steps": train[-1][0] if train else 0,
-            "last_return": sum(last) / len(last) if last else float("nan"),
-            "wall_s": max(ends) - (run / "config.json").stat().st_mtime}
+    batch = cfg["env"]["num_envs"] * cfg["ppo"]["num_steps"]
+    speeds = [r["charts/SPS"] for r in rows if r.get("charts/SPS")]
+    return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
+            "train": train, "evals": evals, "final": final, "steps": train[-1][0] if train else 0,
+            "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
+            "at": lambda step: _at(train, step),
+            "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
+
+
+def _at(train: list[tuple[int, float]], step: float) -> float:
+    """The training return around ``step``: the mean of the 3 updates that end nearest it."""
+    if not train or train[-1][0] < step * 0.98:
+        return float("nan")
+    i = min(range(len(train)), key=lambda j: abs(train[j][0] - step))
+    return float(np.mean([v for _, v in train[max(0, i - 2):i + 1]]))
 
 
 def smooth(values: list[float], width: int = 5) -> np.ndarray:
@@ -63,77 +79,133 @@ def seed_band(runs: list[dict], key: str, column: int = 1) -> tuple[np.ndarray, 
 
 
 def curves(by_game: dict, key: str, columns: dict, ylabel: str, path: Path, published: bool) -> None:
-    games = sorted(by_game)
-    fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 4), squeeze=False)
+    games = list(by_game)
+    fig, axes = plt.subplots(1, len(games), figsize=(4.6 * len(games), 3.8), squeeze=False)
     for ax, game in zip(axes[0], games):
-        for algo, runs in sorted(by_game[game].items()):
+        for algo, runs in sorted(by_game[game].items(), key=lambda item: item[0] != "ppo"):
             for what, (column, style) in columns.items():
                 steps, mean, low, high = seed_band(runs, key, column)
-                label = f"{algo} {what} ({len(runs)} seeds)".replace("  ", " ")
-                ax.plot(steps, mean, style, color=COLOURS.get(algo), label=label)
+                ax.plot(steps, mean, style, color=COLOURS.get(algo), label=f"{algo} {what} ({len(runs)} seeds)")
                 ax.fill_between(steps, low, high, color=COLOURS.get(algo), alpha=0.15)
         for step, value, source in PUBLISHED.get(game, []) if published else []:
-            marker = "k_" if source == "random" else "k*"
-            ax.plot([step], [value], marker, markersize=14)
-            ax.annotate(source, (step, value), textcoords="offset points", xytext=(-8, 6), ha="right", fontsize=8)
-        ax.set_title(game)
+            ax.plot([step], [value], "k_" if source == "random" else "k*", markersize=12)
+            ax.annotate(source, (step, value), textcoords="offset points", xytext=(-6, 5), ha="right", fontsize=6.5)
+        ax.set_title(game.removeprefix("MinAtar/"))
         ax.set_xlabel("env steps per agent")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def tables(runs: list[dict]) -> str:
-    lines = ["| run | env steps | training return (last 3 updates) | final eval: train seeds | final eval: test seeds "
-             "| gap | wall |", "|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["game"], r["algo"], r["seed"])):
+def _num(x: float) -> str:
+    return "-" if x != x else f"{x:.2f}"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})" if values else "-"
+
+
+def run_table(runs: list[dict]) -> list[str]:
+    lines = ["| run | env steps | training return, last 3 updates | final eval (64 episodes) | update time | "
+             "env steps/s |", "|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: r["name"]):
         f = r["final"] or {}
-        cell = lambda k: f"{f[k]:.2f}" if k in f else "(not finished)"  # noqa: E731
-        lines.append(f"| {r['name']} | {r['steps']:,} | {r['last_return']:.2f} | {cell('eval/train_return')} | "
-                     f"{cell('eval/test_return')} | {cell('eval/gap')} | {r['wall_s'] / 60:.0f} min |")
-    lines += ["", "Finished runs only (every seed at its full step count):", "",
-              "| game | algorithm | seeds | training return, mean (min-max) | final eval train | final eval test "
-              "| gap | published (1M steps) |", "|---|---|---|---|---|---|---|---|"]
+        final = _num(f["eval/test_return"]) if "eval/test_return" in f else "(not finished)"
+        lines.append(f"| {r['name']} | {r['steps']:,} | {r['last3']:.2f} | {final} | {r['update_s'] / 60:.1f} min | "
+                     f"{r['sps']:,.0f} |")
+    return lines
+
+
+def game_table(runs: list[dict]) -> list[str]:
+    lines = ["| game | algorithm | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
+             "published at 1M |", "|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
     for r in runs:
         if r["final"]:
             grouped[r["game"], r["algo"]].append(r)
-    for (game, algo), rs in sorted(grouped.items()):
-        last = [r["last_return"] for r in rs]
-        mean = lambda k: f"{np.mean([r['final'][k] for r in rs]):.2f}"  # noqa: E731
-        published = "; ".join(f"{value:g} {source}" for step, value, source in PUBLISHED.get(game, []) if step)
-        lines.append(f"| {game} | {algo} | {len(rs)} | {np.mean(last):.2f} ({min(last):.2f}-{max(last):.2f}) | "
-                     f"{mean('eval/train_return')} | {mean('eval/test_return')} | {mean('eval/gap')} | "
-                     f"{published or '-'} |")
-    return "\n".join(lines) + "\n"
+    order = {f"MinAtar/{g}-v1": i for i, g in enumerate(MINATAR_GAMES)}
+    for (game, algo), rs in sorted(grouped.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] != "ppo")):
+        published = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
+        lines.append(f"| {game.removeprefix('MinAtar/')} | {algo} | {len(rs)} | "
+                     f"{_spread([r['at'](5e5) for r in rs])} | {_spread([r['last3'] for r in rs])} | "
+                     f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {published} |")
+    return lines
 
 
-def main(runs_dir: str, out_dir: str) -> None:
-    out = Path(out_dir)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    runs = [load(p) for p in sorted(Path(runs_dir).iterdir()) if (p / "config.json").exists() and read_metrics(p)]
+def ablation_table(runs: list[dict]) -> list[str]:
+    """One row per setting of the search for the MinAtar gap: what it changed, its seeds' returns."""
+    settings = defaultdict(list)
     for r in runs:
-        dest = out / "runs" / r["name"]
-        dest.mkdir(exist_ok=True)
+        settings[r["name"].rsplit("-s", 1)[0]].append(r)
+    lines = ["| setting | encoder | hidden | head layers | lr schedule | seeds | training return at 1M, per seed | "
+             "mean | final eval, mean |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in sorted(settings.items(), key=lambda kv: np.mean([r["last3"] for r in kv[1]])):
+        c = rs[0]["cfg"]
+        per_seed = ", ".join(f"{r['last3']:.2f}" for r in sorted(rs, key=lambda r: r["seed"]))
+        finals = [r["final"]["eval/test_return"] for r in rs if r["final"]]
+        lines.append(f"| {name.removeprefix('ablation-')} | {c['net']['encoder']} | {c['net']['hidden']} | "
+                     f"{c['net'].get('head_layers', 0)} | {'annealed' if c['ppo']['anneal_lr'] else 'constant'} "
+                     f"{c['ppo']['lr']:g} | {len(rs)} | {per_seed} | {np.mean([r['last3'] for r in rs]):.2f} | "
+                     f"{_num(float(np.mean(finals))) if finals else '-'} |")
+    return lines
+
+
+def minigrid_table(runs: list[dict]) -> list[str]:
+    lines = ["| run | env steps | final eval: train seeds | final eval: test seeds | gap |", "|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: r["name"]):
+        f = r["final"] or {}
+        lines.append(f"| {r['name']} | {r['steps']:,} | {_num(f.get('eval/train_return', float('nan')))} | "
+                     f"{_num(f.get('eval/test_return', float('nan')))} | {_num(f.get('eval/gap', float('nan')))} |")
+    return lines
+
+
+def add_runs(source: Path, runs_dir: Path) -> None:
+    """Copy each run folder's config, metrics and evaluation (never a checkpoint) into ``runs_dir``."""
+    for run in sorted(p for p in source.iterdir() if (p / "config.json").exists()):
+        dest = runs_dir / run.name
+        dest.mkdir(parents=True, exist_ok=True)
         for name in KEPT:
-            if (Path(runs_dir) / r["name"] / name).exists():
-                shutil.copy2(Path(runs_dir) / r["name"] / name, dest / name)
-    minatar, minigrid = defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        family = minatar if r["game"].startswith("MinAtar/") else minigrid
-        family[r["game"]][r["algo"]].append(r)
-    if minatar:
-        curves(minatar, "train", {"": (1, "-")}, "training return (mean per update, smoothed)",
-               out / "minatar-training-return.png", published=True)
+            if (run / name).exists():
+                shutil.copy2(run / name, dest / name)
+
+
+def main(out: Path, add: list[Path]) -> None:
+    runs_dir = out / "runs"
+    for source in add:
+        add_runs(source, runs_dir)
+    runs = [load(p) for p in sorted(runs_dir.iterdir()) if (p / "config.json").exists() and read_metrics(p)]
+    study = [r for r in runs if r["name"].startswith("minatar-")]
+    ablation = [r for r in runs if r["name"].startswith("ablation-")]
+    minigrid = [r for r in runs if r["name"].startswith("minigrid-")]
+    sections = []
+    if study:
+        by_game: dict = {f"MinAtar/{g}-v1": defaultdict(list) for g in MINATAR_GAMES}
+        for r in study:
+            by_game[r["game"]][r["algo"]].append(r)
+        curves({g: v for g, v in by_game.items() if v}, "train", {"": (1, "-")},
+               "training return (per update, smoothed)", out / "minatar-training-return.png", published=True)
+        sections += ["## MinAtar, per game", "", *game_table(study), "", "## MinAtar, per run", "", *run_table(study)]
+    if ablation:
+        sections += ["", "## The MinAtar gap: one change at a time (Breakout, PPO, 1M env steps)", "",
+                     *ablation_table(ablation)]
     if minigrid:
-        curves(minigrid, "evals", {"train seeds": (1, "-"), "test seeds": (2, "--")}, "evaluation return",
+        by_task: dict = defaultdict(lambda: defaultdict(list))
+        for r in minigrid:
+            by_task[r["game"]][r["algo"]].append(r)
+        curves(by_task, "evals", {"train seeds": (1, "-"), "test seeds": (2, "--")}, "evaluation return",
                out / "minigrid-train-test.png", published=False)
-    (out / "tables.md").write_text(tables(runs))
+        sections += ["", "## MiniGrid", "", *minigrid_table(minigrid)]
+    (out / "tables.md").write_text("\n".join(sections).strip() + "\n")
     print((out / "tables.md").read_text())
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--add", type=Path, nargs="*", default=[], metavar="RUNS_DIR",
+                        help="folders of run folders to copy in first")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"the results folder (default {RESULTS})")
+    args = parser.parse_args()
+    main(args.out, args.add)

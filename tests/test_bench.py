@@ -1,7 +1,9 @@
+import json
+
 import pytest
 import torch
 
-from mdpo.bench import bench, format_table, simple
+from mdpo.bench import bench, cpu_features, format_side_by_side, format_table, simple
 from mdpo.cli import main
 from mdpo.errors import MdpoError
 from mdpo.timing import MemoryProbe
@@ -15,6 +17,27 @@ def test_compare_runs_both_configurations_and_reports_their_ratio(tiny):
     assert base["update_peak_mb"] > 0 and base["update_start_mb"] > 0
     table = format_table(result)
     assert "compare (perf.micro_batch=4 perf.cpu_heap=false) / base" in table and "update peak MB" in table
+
+
+def test_side_by_side_runs_the_bench_alone_then_two_at_once(capsys):
+    flags = ["--preset", "cartpole", "--warmup", "0", "--updates", "2", "--torch_threads", "1"]
+    assert main(["bench", *flags, "--side-by-side", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["alone"] > 0 and len(result["side_by_side"]) == 2
+    assert result["slowdown"] == pytest.approx([result["alone"] / x for x in result["side_by_side"]])
+    assert result["config"]["torch_threads"] == 1 and result["config"]["game"] == "CartPole-v1"
+    text = format_side_by_side(result)
+    assert "alone:" in text and "slowdown (alone / side by side)" in text
+
+
+def test_side_by_side_measures_one_configuration(capsys):
+    assert main(["bench", "--preset", "cartpole", "--side-by-side", "--compare", "torch_threads=1"]) == 2
+    assert "drop --compare" in capsys.readouterr().err
+
+
+def test_the_table_names_the_cpu_and_its_bf16(tiny):
+    assert "native bf16: " in cpu_features()
+    assert f"CPU {cpu_features()}" in format_table(bench(tiny(), warmup=0, updates=1, reference=False))
 
 
 def test_simple_reference_turns_every_lever_off(tiny):

@@ -13,6 +13,7 @@ CASES = {  # encoder: (observation shape, dtype)
     "impala": ((3, 16, 16), torch.uint8),
     "nature": ((4, 84, 84), torch.uint8),
     "grid": ((4, 10, 10), torch.uint8),
+    "pooled": ((4, 10, 10), torch.uint8),
     "mlp": ((4,), torch.float32),
 }
 
@@ -32,11 +33,13 @@ def _obs(shape, dtype, batch=6):
     return torch.randn(batch, *shape, generator=generator)
 
 
+@pytest.mark.parametrize("head_layers", [0, 2])
 @pytest.mark.parametrize("encoder", CASES)
-def test_grouped_inference_matches_each_agent(encoder):
+def test_grouped_inference_matches_each_agent(encoder, head_layers):
     shape, dtype = CASES[encoder]
     torch.manual_seed(0)
-    agents = nn.ModuleList(ActorCritic(shape, 5, hidden=32, encoder=encoder) for _ in range(2))
+    agents = nn.ModuleList(ActorCritic(shape, 5, hidden=32, encoder=encoder, head_layers=head_layers)
+                           for _ in range(2))
     obs = torch.stack([_obs(shape, dtype), _obs(shape, dtype).flip(0)])
     logits, values = GroupedPolicy(agents)(obs)
     with torch.no_grad():
@@ -56,3 +59,34 @@ def test_build_agents_reads_the_kind_from_the_spec():
     assert type(agents[0].encoder).__name__ == "MlpEncoder" and len(agents) == 2
     old = build_agents(resolve("smoke"), {"obs_shape": [3, 64, 64], "num_actions": 15}, torch.device("cpu"))
     assert type(old[0].encoder).__name__ == "ImpalaEncoder"  # checkpoints saved before kinds: Procgen frames
+
+
+def test_pooled_encoder_pads_after_then_pools():
+    """Pgx's MinAtar network: a 2x2 convolution padded as TensorFlow's 'same' (the extra row and column after),
+    then 2x2 average pooling: a 10x10 grid gives 5x5x32 features to the dense layer."""
+    agent = ActorCritic((1, 10, 10), 3, hidden=64, encoder="pooled")
+    conv = agent.encoder.stages[1]
+    assert agent.encoder.fc.in_features == 5 * 5 * 32
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[0, 0] = torch.tensor([[0.0, 0.0], [0.0, 1.0]])  # channel 0 reads the pixel below-right
+        obs = torch.zeros(1, 1, 10, 10, dtype=torch.uint8)
+        obs[0, 0, 9, 9] = 1  # only in the last row and column: seen once, at the padded corner's neighbour
+        obs[0, 0, 0, 0] = 1  # the first pixel: an input to no output of channel 0 (pads come after)
+        maps = agent.encoder.stages(obs.float())
+    assert maps.shape == (1, 32, 5, 5)
+    assert maps[0, 0].sum() == 0.25 and maps[0, 0, 4, 4] == 0.25  # (8, 8) saw (9, 9); pooled over 4 pixels
+
+
+def test_head_layers_make_separate_tanh_branches():
+    agent = ActorCritic((4, 10, 10), 6, hidden=64, encoder="pooled", head_layers=2)
+    for head, outputs, std in ((agent.actor, 6, 0.01), (agent.critic, 1, 1.0)):
+        kinds = [type(m).__name__ for m in head]
+        assert kinds == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+        assert head[-1].out_features == outputs and head[0].in_features == 64
+        # orthogonal: the singular values of the output layer are its std
+        assert torch.allclose(torch.linalg.svdvals(head[-1].weight), torch.full((outputs,), std), atol=1e-5)
+    assert not set(map(id, agent.actor.parameters())) & set(map(id, agent.critic.parameters()))
+    plain = ActorCritic((4, 10, 10), 6, hidden=64, encoder="pooled")
+    assert isinstance(plain.actor, nn.Linear)  # no layers: the state-dict keys of older checkpoints

@@ -104,6 +104,8 @@ def pinned_src(tmp_path_factory):
     root = tmp_path_factory.mktemp("pinned")
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
         tar.extractall(root, filter="data")
+    # the pinned mdpo predates src/mdpo/__init__.py: as a namespace package it would lose to the installed one
+    (root / "src" / "mdpo" / "__init__.py").touch()
     return root / "src"
 
 

@@ -7,6 +7,10 @@ loop with every ``perf`` lever off (float32, NCHW, no compile, whole minibatches
 inference, glibc's default allocator). ``--compare KEY=VALUE ...`` compares against the given
 configuration with those fields changed instead.
 
+``--side-by-side`` measures what a shared machine costs: the same bench in a process of its own, alone,
+then two such processes at once; the slowdown is alone / side by side (1: sharing costs nothing; 2: each
+runs at half its speed alone).
+
 Memory is the peak of the update phase: on CUDA the allocator's peak, on CPU the process's peak
 resident set during the update (the resident set when it started is reported next to it).
 """
@@ -17,6 +21,8 @@ import argparse
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +34,7 @@ from mdpo.errors import MdpoError
 from mdpo.flags import add_config_arguments, config_from_args
 from mdpo.memory import checked_device
 from mdpo.resolve import overridden
-from mdpo.runtime import configure_process, release_free_memory
+from mdpo.runtime import ThreadShare, configure_process, device_type, release_free_memory
 from mdpo.timing import PhaseTimer
 from mdpo.trainer import Trainer
 
@@ -38,10 +44,11 @@ MB = 2**20
 class Contender:
     """One configuration's trainer, stepped an update at a time, with its measurements."""
 
-    def __init__(self, label: str, cfg: Config, run_dir: Path, default_threads: int):
+    def __init__(self, label: str, cfg: Config, run_dir: Path):
         self.label = label
-        self.cfg = dataclasses.replace(cfg, torch_threads=cfg.torch_threads or default_threads)
+        self.cfg = cfg
         self.device = checked_device(cfg)
+        self.threads = ThreadShare() if not cfg.torch_threads and self.device.type == "cpu" else None  # as train
         self.timer = PhaseTimer(self.device, sync=True, memory_phases=("update",))  # exact phases on CUDA
         self.trainer = Trainer(self.cfg, run_dir, timer=self.timer)
         self.seconds: list[float] = []
@@ -51,6 +58,8 @@ class Contender:
         if self.device.type == "cpu":
             release_free_memory()  # so the update's peak is its own, not what the other one left
         configure_process(self.cfg, self.device)
+        if self.threads:
+            self.threads.adjust()
 
     def warm_up(self, updates: int) -> None:
         self.enter()
@@ -83,6 +92,18 @@ class Contender:
         }
 
 
+def cpu_features() -> str:
+    """The CPU's vector extension as torch sees it, and whether it computes bfloat16 natively (the flags
+    that oneDNN's bf16 kernels use: AVX512_BF16, AMX-BF16); without them, bf16 is emulated."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = None
+    native = "unknown" if flags is None else ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "no"
+    return f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {native}"
+
+
 def measure(configs: dict[str, Config], warmup: int, updates: int) -> dict[str, dict]:
     """Warm every configuration up, then measure them interleaved, one update each in turn."""
     default_threads = torch.get_num_threads()
@@ -90,7 +111,7 @@ def measure(configs: dict[str, Config], warmup: int, updates: int) -> dict[str, 
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for label, cfg in configs.items():
-                contenders.append(Contender(label, cfg, Path(tmp) / label, default_threads))
+                contenders.append(Contender(label, cfg, Path(tmp) / label))
             for c in contenders:
                 c.warm_up(warmup)
             for _ in range(updates):
@@ -131,8 +152,9 @@ def bench(cfg: Config, warmup: int = 1, updates: int = 2, reference: bool = True
     rows = measure(configs, warmup, updates)
     result = {"config": {"preset": cfg.preset, "algo": cfg.algo, "game": cfg.env.game, "device": cfg.device,
                          "num_envs": cfg.env.num_envs, "perf": dataclasses.asdict(cfg.perf), "updates": updates,
-                         "warmup": warmup, "compare": compare or [], "torch_threads": torch.get_num_threads(),
-                         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")},
+                         "warmup": warmup, "compare": compare or [], "torch_threads": cfg.torch_threads or "auto",
+                         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+                         "cpu": cpu_features() if device_type(cfg.device) == "cpu" else ""},
               **rows}
     if len(rows) == 2:
         # the headline ratio: fast / simple (the speed-up), or compare / base
@@ -147,7 +169,8 @@ def format_table(result: dict) -> str:
     rows = [name for name in ("fast", "simple", "base", "compare") if name in result]
     lines = [f"mdpo bench: {c['algo']} on {c['game']} ({c['preset']} preset, {c['num_envs']} envs, {c['device']}), "
              f"{c['updates']} measured updates each after {c['warmup']} warm-up, interleaved; "
-             f"torch threads {c['torch_threads']} by default, OMP_WAIT_POLICY={c['omp_wait_policy'] or 'unset'}",
+             f"torch threads {c['torch_threads']}, OMP_WAIT_POLICY={c['omp_wait_policy'] or 'unset'}"
+             + (f"; CPU {c['cpu']}" if c.get("cpu") else ""),
              f"{'config':<8}{'env steps/s':>13}{'env s':>9}{'infer s':>9}{'adv s':>8}{'update s':>10}"
              f"{'update peak MB':>16}{'RSS before MB':>15}"]
     for name in rows:
@@ -167,6 +190,41 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(argv: list[str]) -> dict:
+    """``mdpo bench ARGV`` (one configuration, JSON) in a process alone, then in two processes at once."""
+    cmd = [sys.executable, "-m", "mdpo.cli", "bench", *argv, "--no-reference", "--json"]
+
+    def finish(process: subprocess.Popen) -> dict:
+        out, err = process.communicate()
+        if process.returncode:
+            last = err.strip().splitlines()[-1:] or [f"exit {process.returncode}"]
+            raise MdpoError(f"a bench process failed: {last[0]}")
+        return json.loads(out)
+
+    def launch() -> subprocess.Popen:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    alone = finish(launch())
+    pair = [launch(), launch()]
+    together = [finish(p) for p in pair]
+    speed = alone["fast"]["env_steps_per_s"]
+    return {"config": alone["config"], "alone": speed,
+            "side_by_side": [r["fast"]["env_steps_per_s"] for r in together],
+            "slowdown": [speed / r["fast"]["env_steps_per_s"] for r in together]}
+
+
+def format_side_by_side(result: dict) -> str:
+    c = result["config"]
+    return "\n".join([
+        f"mdpo bench --side-by-side: {c['algo']} on {c['game']} ({c['preset']} preset, {c['num_envs']} envs, "
+        f"{c['device']}), {c['updates']} measured updates per process after {c['warmup']} warm-up; torch threads "
+        f"{c['torch_threads']} per process, OMP_WAIT_POLICY={c['omp_wait_policy'] or 'unset'}, {os.cpu_count()} cores",
+        f"alone:        {result['alone']:.1f} env steps/s",
+        f"side by side: {', '.join(f'{x:.1f}' for x in result['side_by_side'])} env steps/s",
+        f"slowdown (alone / side by side): {', '.join(f'{x:.2f}x' for x in result['slowdown'])}",
+    ])
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="env steps/s of the training loop, with a speed-up ratio")
     add_config_arguments(p, skip=("out_dir", "run_name", "checkpoint_every", "total_steps", "eval.", "track", "wandb."))
@@ -176,6 +234,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", nargs="+", metavar="KEY=VALUE",
                    help="measure beside the configuration the same one with these fields changed "
                         "(e.g. perf.micro_batch=0 torch_threads=1) instead of the simple one")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="this configuration in a process alone, then two such processes at once: what sharing "
+                        "the machine costs, as a slowdown")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -184,5 +245,11 @@ def run(args: argparse.Namespace) -> None:
     if args.warmup < 0 or args.updates < 1:
         raise MdpoError("--warmup must be >= 0 and --updates >= 1")
     cfg = config_from_args(args)
+    if args.side_by_side:
+        if args.compare:
+            raise MdpoError("--side-by-side measures one configuration: drop --compare")
+        result = side_by_side([a for a in args.argv_[1:] if a != "--side-by-side"])  # [0] is "bench"
+        print(json.dumps(result, indent=2) if args.json else format_side_by_side(result))
+        return
     result = bench(cfg, args.warmup, args.updates, not args.no_reference, args.compare)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -34,28 +34,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from mdpo.evaluate import evaluate_cohort, summarize
+    from mdpo.evaluate import evaluate_checkpoint
     from mdpo.runs import load_agents, require_colour_frames, write_json
     from mdpo.runtime import resolve_device
 
     if args.episodes is not None and args.episodes < 1:
         raise MdpoError(f"--episodes must be at least 1, got {args.episodes}")
     device = resolve_device(args.device)
-    cfg, agents, state = load_agents(args.run_dir, device)
     if args.gif:
         require_colour_frames(args.run_dir, "--gif")
-    episodes = args.episodes or cfg.eval.final_episodes
-    results = evaluate_cohort(agents, cfg, episodes, ("rerun", state["update"]), device, args.greedy, "evaluating")
-    summary = summarize(results, cfg.env)
+    record = evaluate_checkpoint(args.run_dir, args.episodes, device, args.greedy, "evaluating")
     out = Path(args.out) if args.out else Path(args.run_dir) / "reeval.json"
-    write_json(out, {"global_step": state["global_step"], "update": state["update"], "episodes": episodes,
-                     "greedy": args.greedy, "summary": summary, "agents": results})
-    print_eval(results)
-    print("  ".join(f"{k}={v:.3f}" for k, v in summary.items() if "/agent" not in k))
+    write_json(out, record)
+    print_eval(record["agents"])
+    print("  ".join(f"{k}={v:.3f}" for k, v in record["summary"].items() if "/agent" not in k))
     print(f"written: {out}")
     if args.gif:
         from mdpo.analysis.gif import write_gifs
 
+        cfg, agents, _ = load_agents(args.run_dir, device)
         for path in write_gifs(agents, cfg, args.gif, Path(args.run_dir), device, args.greedy):
             print(f"written: {path}")
 
@@ -112,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args, extras = build_parser().parse_known_args(argv)
+        args.argv_ = argv  # the command line as given (bench --side-by-side passes it on)
         if extras:
             raise MdpoError(unrecognized(getattr(args, "parser_", None) or build_parser(), extras))
         args.func(args)

@@ -37,6 +37,10 @@ class EnvConfig:
     num_threads: int = _f(0, "envpool worker threads per agent (0 = min(num_envs, cores))")
     agreement: float = _f(1.0, "coins only: probability that background colour agrees with coin side")
     vectorization: str = _f("sync", "Gymnasium only: sync (one process) or async (a process per env)")
+    kwargs: dict = _f({}, "keyword arguments for the env's constructor (Gymnasium's make, envpool's make), e.g. "
+                          "sticky_action_prob=0.0,max_episode_steps=1000 or {sticky_action_prob: 0.0}")
+    packages: list = _f([], "modules to import before env.game is looked up (packages that register Gymnasium "
+                            "ids when imported), e.g. my_envs or my_envs,other_envs")
 
 
 @dataclass
@@ -62,10 +66,11 @@ class PPOConfig:
 
 @dataclass
 class NetConfig:
-    encoder: str = _f("auto", "observation encoder: auto (by the observation's shape), impala, nature, grid or mlp "
-                              "(see mdpo.nets.ENCODERS)")
+    encoder: str = _f("auto", "observation encoder: auto (by the observation's shape), impala, nature, grid, pooled "
+                              "or mlp (see mdpo.nets.ENCODERS)")
     width: int = _f(1, "encoder channel (or unit) multiplier (2 for the scaled-up ablation)")
-    hidden: int = _f(256, "features after the encoder (the mlp's units)")
+    hidden: int = _f(256, "features after the encoder (the mlp's units, and the heads' tanh layers)")
+    head_layers: int = _f(0, "tanh layers of net.hidden units in each of the actor and critic heads (0 = linear heads)")
     encoder_from: str = _f("", "run folder whose trained encoder initialises every agent (ablations)")
     encoder_agent: int = _f(0, "which agent of encoder_from supplies the encoder")
     freeze_encoder: bool = _f(False, "keep the encoder fixed; train only the actor and critic heads")
@@ -166,7 +171,8 @@ def _leaf_fields() -> dict[str, tuple[Any, str, Any]]:
     return field_docs()
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+              list: "a list (a,b or [a, b])", dict: "a mapping (a=1,b=x or {a: 1, b: x})"}
 
 
 def parse_value(text: str, typ: Any, key: str) -> Any:
@@ -188,12 +194,21 @@ def parse_value(text: str, typ: Any, key: str) -> Any:
             return float(text)
         if typ is list:
             value = yaml.safe_load(text)
-            if not isinstance(value, list):
-                raise ValueError(text)
-            return value
+            return value if isinstance(value, list) else [item.strip() for item in text.split(",") if item.strip()]
+        if typ is dict:
+            value = yaml.safe_load(text)
+            return value if isinstance(value, dict) else _parse_pairs(text)
         return text
     except (ValueError, yaml.YAMLError):
         raise MdpoError(f"bad value for {key}: {text!r} is not {TYPE_NAMES[typ]}") from None
+
+
+def _parse_pairs(text: str) -> dict[str, Any]:
+    """'a=1,b=false' -> {'a': 1, 'b': False}: each value a YAML scalar, so it is typed; '' -> {}."""
+    pairs = [item.split("=", 1) for item in text.split(",")] if text.strip() else []
+    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+        raise ValueError(text)
+    return {key.strip(): yaml.safe_load(value) for key, value in pairs}
 
 
 def set_field(cfg: Config, key: str, value: Any) -> None:
@@ -233,16 +248,17 @@ def from_dict(data: dict[str, Any]) -> Config:
     if not isinstance(data, dict):
         raise MdpoError(f"a config must be a mapping of fields, got {type(data).__name__}")
     cfg = Config()
-    for key, value in _flatten(data).items():
+    for key, value in flatten(data).items():
         set_field(cfg, key, value)
     return cfg
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{'env': {'game': g}, 'seed': 1}`` -> ``{'env.game': g, 'seed': 1}``; keys already dotted stay."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if not prefix and isinstance(value, dict) and key in {f.name for f in fields(Config)}:
-            out.update(_flatten(value, f"{key}."))
+            out.update(flatten(value, f"{key}."))
         else:
             out[prefix + key] = value
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ from mdpo.envs import SPLITS, EpisodeMonitor, make_env, score_range, step_monito
 from mdpo.grouped import GroupedPolicy
 from mdpo.nets import sample_actions
 from mdpo.resolve import agent_env
+from mdpo.runs import load_agents
 from mdpo.runtime import cudnn_autotuning, derive_seed
 
 
@@ -112,6 +114,17 @@ def evaluate_cohort(agents: nn.ModuleList, cfg: Config, episodes: int, seed_part
             for i, agent in enumerate(agents) for split in SPLITS]
     results = iter(play(jobs, episodes, device, greedy, progress, cfg.perf.batched_inference))
     return [{split: next(results) for split in SPLITS} for _ in agents]
+
+
+def evaluate_checkpoint(run_dir: str | Path, episodes: int | None, device: torch.device, greedy: bool = False,
+                        progress: str | None = None) -> dict:
+    """A fresh evaluation of a run's checkpoint, ``episodes`` per split (None: the run's
+    ``eval.final_episodes``): the record ``mdpo eval`` writes, with its summary and per-agent returns."""
+    cfg, agents, state = load_agents(run_dir, device)
+    episodes = episodes or cfg.eval.final_episodes
+    results = evaluate_cohort(agents, cfg, episodes, ("rerun", state["update"]), device, greedy, progress)
+    return {"global_step": state["global_step"], "update": state["update"], "episodes": episodes, "greedy": greedy,
+            "summary": summarize(results, cfg.env), "agents": results}
 
 
 def _mean(xs: list[float]) -> float:

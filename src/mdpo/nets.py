@@ -3,6 +3,7 @@
 - ``impala``: the IMPALA-CNN (Espeholt et al. 2018) of Cobbe et al. 2020 and the paper; Procgen frames.
 - ``nature``: the Nature-DQN CNN (Mnih et al. 2015); Atari's stacked 84x84 frames.
 - ``grid``: one 3x3 convolution (MinAtar's network); small symbolic grids (MinAtar, MiniGrid).
+- ``pooled``: a 2x2 convolution of 32 and 2x2 average pooling (Pgx's MinAtar PPO); the same grids.
 - ``mlp``: two tanh layers; vector observations (CartPole).
 
 Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid and mlp take the values as they are
@@ -71,16 +72,24 @@ class ImpalaEncoder(nn.Module):
 
 class ConvEncoder(nn.Module):
     """A plain conv stack -> flatten -> dense layer with ReLUs; ``convs`` are (channels, kernel, stride)
-    with channels times ``width``; input values are multiplied by ``scale``."""
+    with channels times ``width``, unpadded, or with ``same`` (stride 1) zero-padded to keep height and width;
+    ``pool`` > 1 average-pools the last convolution's output; input values are multiplied by ``scale``."""
 
-    def __init__(self, obs_shape: tuple[int, ...], convs: tuple, width: int, hidden: int, scale: float):
+    def __init__(self, obs_shape: tuple[int, ...], convs: tuple, width: int, hidden: int, scale: float,
+                 same: bool = False, pool: int = 1):
         super().__init__()
         channels, height, wide = obs_shape
         layers: list[nn.Module] = []
         for out, kernel, stride in convs:
+            if same:  # as TensorFlow's 'same': the odd pixel of an even kernel's padding goes after
+                layers.append(nn.ZeroPad2d(((kernel - 1) // 2, kernel // 2) * 2))
+                height, wide = height + kernel - 1, wide + kernel - 1
             layers += [nn.Conv2d(channels, out * width, kernel, stride), nn.ReLU()]
             channels = out * width
             height, wide = (height - kernel) // stride + 1, (wide - kernel) // stride + 1
+        if pool > 1:
+            layers.append(nn.AvgPool2d(pool))
+            height, wide = height // pool, wide // pool
         if height < 1 or wide < 1:
             raise MdpoError(f"observations of shape {tuple(obs_shape)} are too small for this encoder")
         self.stages = nn.Sequential(*layers)
@@ -102,6 +111,12 @@ def nature_encoder(obs_shape: tuple[int, ...], width: int = 1, hidden: int = 512
 def grid_encoder(obs_shape: tuple[int, ...], width: int = 1, hidden: int = 256) -> ConvEncoder:
     """MinAtar's network (Young & Tian 2019): one 3x3 convolution of 16 channels, then the dense layer."""
     return ConvEncoder(obs_shape, ((16, 3, 1),), width, hidden, 1.0)
+
+
+def pooled_encoder(obs_shape: tuple[int, ...], width: int = 1, hidden: int = 64) -> ConvEncoder:
+    """Pgx's MinAtar PPO network: a 2x2 convolution of 32 channels ('same' padding), 2x2 average pooling,
+    then the dense layer (64 units there)."""
+    return ConvEncoder(obs_shape, ((32, 2, 1),), width, hidden, 1.0, same=True, pool=2)
 
 
 class MlpEncoder(nn.Module):
@@ -126,7 +141,8 @@ def _orthogonal(layer: nn.Linear, std: float) -> nn.Linear:
 
 
 # name -> builder(obs_shape, width, hidden) of a module mapping observations (N, *obs_shape) to (N, hidden)
-ENCODERS = {"impala": ImpalaEncoder, "nature": nature_encoder, "grid": grid_encoder, "mlp": MlpEncoder}
+ENCODERS = {"impala": ImpalaEncoder, "nature": nature_encoder, "grid": grid_encoder, "pooled": pooled_encoder,
+            "mlp": MlpEncoder}
 ENCODER_FOR_KIND = {"rgb": "impala", "pixels": "nature", "grid": "grid", "vector": "mlp"}  # net.encoder=auto
 
 
@@ -135,17 +151,28 @@ def choose_encoder(obs_kind: str, name: str = "auto") -> str:
     return ENCODER_FOR_KIND[obs_kind] if name == "auto" else name
 
 
+def head(hidden: int, outputs: int, std: float, layers: int = 0) -> nn.Module:
+    """A linear output layer (orthogonal, ``std``), after ``layers`` tanh layers of ``hidden`` units
+    (orthogonal, gain sqrt 2) where ``layers`` > 0."""
+    out = _orthogonal(nn.Linear(hidden, outputs), std)
+    if not layers:
+        return out  # a bare Linear: the layout of every checkpoint saved before heads had layers
+    tanh_layers = [m for _ in range(layers) for m in (_orthogonal(nn.Linear(hidden, hidden), 2**0.5), nn.Tanh())]
+    return nn.Sequential(*tanh_layers, out)
+
+
 class ActorCritic(nn.Module):
-    """Shared encoder, linear policy head (orthogonal, std 0.01) and value head (std 1)."""
+    """Shared encoder, policy head (output orthogonal, std 0.01) and value head (std 1); each head is one
+    linear layer, or ``head_layers`` tanh layers and then it (separate actor and critic branches)."""
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, width: int = 1, hidden: int = 256,
-                 encoder: str = "impala"):
+                 encoder: str = "impala", head_layers: int = 0):
         super().__init__()
         if (encoder == "mlp") != (len(obs_shape) == 1) or len(obs_shape) not in (1, 3):
             raise MdpoError(f"net.encoder={encoder} does not take observations of shape {tuple(obs_shape)}")
         self.encoder = ENCODERS[encoder](obs_shape, width, hidden)
-        self.actor = _orthogonal(nn.Linear(hidden, num_actions), 0.01)
-        self.critic = _orthogonal(nn.Linear(hidden, 1), 1.0)
+        self.actor = head(hidden, num_actions, 0.01, head_layers)
+        self.critic = head(hidden, 1, 1.0, head_layers)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns float32 (logits (N, A), value (N,)). Under autocast the heads still run in float32:
@@ -172,7 +199,8 @@ def build_agents(cfg: Config, spec: dict, device: torch.device) -> nn.ModuleList
     torch.manual_seed(cfg.seed)
     encoder = choose_encoder(observation_kind(spec), cfg.net.encoder)
     agents = nn.ModuleList(
-        ActorCritic(tuple(spec["obs_shape"]), spec["num_actions"], cfg.net.width, cfg.net.hidden, encoder)
+        ActorCritic(tuple(spec["obs_shape"]), spec["num_actions"], cfg.net.width, cfg.net.hidden, encoder,
+                    cfg.net.head_layers)
         for _ in range(cfg.cohort.num_agents)
     ).to(device)
     for agent in agents:

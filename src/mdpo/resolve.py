@@ -56,8 +56,8 @@ AT_LEAST_ONE = ("total_steps", "checkpoint_every", "env.num_envs", "ppo.num_step
                 "ppo.num_minibatches", "net.width", "net.hidden", "cohort.num_agents", "cohort.teacher_every",
                 "eval.episodes", "eval.final_episodes", "eval.bound_frames")
 NON_NEGATIVE = ("torch_threads", "env.num_levels", "env.start_level", "env.num_threads", "ppo.vf_coef",
-                "ppo.ent_coef", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup", "eval.every", "drac.coef",
-                "perf.micro_batch")
+                "ppo.ent_coef", "net.head_layers", "net.encoder_agent", "cohort.alpha", "cohort.alpha_warmup",
+                "eval.every", "drac.coef", "perf.micro_batch")
 POSITIVE = ("ppo.lr", "ppo.adam_eps", "ppo.clip_coef", "ppo.max_grad_norm", "ppo.reward_clip",
             "cohort.temperature")
 UNIT_INTERVAL = ("env.agreement", "ppo.gamma", "ppo.gae_lambda")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -92,6 +94,43 @@ def configure_process(cfg: Config, device: torch.device) -> None:
     configure_backends(cfg.perf.tf32)
     if device.type == "cpu":
         configure_cpu_allocator(cfg.perf.cpu_heap)
+
+
+class ThreadShare:
+    """``torch_threads`` 0: before each update, as many torch threads as the cores that other processes left
+    free during the last one (at least 1, at most the threads torch started with). Threads of two runs
+    that together outnumber the cores wait on each other at every parallel op: measured on 2 cores, two
+    MinAtar trainings side by side with 2 threads each ran 4x slower than one alone. Others' load is the
+    busy time of this process's cores (/proc/stat) less its own CPU time; without /proc/stat, nothing changes.
+    Numbers can differ in the last bits between thread counts: ``--torch_threads N`` fixes the count."""
+
+    def __init__(self):
+        self.cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.most = torch.get_num_threads()
+        self.last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        """(time, busy seconds of this process's cores, this process's CPU seconds), or None."""
+        try:
+            with open("/proc/stat") as f:
+                lines = {fields[0]: fields[1:] for fields in map(str.split, f) if fields[0].startswith("cpu")}
+            ticks = [[int(x) for x in lines[f"cpu{core}"][:8]] for core in self.cores]
+        except (OSError, KeyError, ValueError):
+            return None
+        busy = sum(sum(t) - t[3] - t[4] for t in ticks) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+        own = os.times()
+        return time.monotonic(), busy, own.user + own.system
+
+    def adjust(self) -> int:
+        """Set and return the torch threads for the next update."""
+        now = self._sample()
+        if now is not None and self.last is not None and now[0] > self.last[0]:
+            others = ((now[1] - self.last[1]) - (now[2] - self.last[2])) / (now[0] - self.last[0])
+            threads = max(1, min(self.most, round(len(self.cores) - others)))
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+        self.last = now
+        return torch.get_num_threads()
 
 
 def release_free_memory() -> None:

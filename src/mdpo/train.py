@@ -17,7 +17,7 @@ from mdpo.envs import split_warning
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
 from mdpo.runs import EVAL, kept_checkpoint, run_dir_for, run_lock, start_run_dir, write_json
-from mdpo.runtime import configure_process, on_stop_signals
+from mdpo.runtime import ThreadShare, configure_process, on_stop_signals
 from mdpo.tracking import WandbTracker
 from mdpo.trainer import Trainer
 
@@ -60,11 +60,14 @@ def learn(t: Trainer, progress: bool = True, verbose: bool = False) -> Path:
                disable=not progress, dynamic_ncols=True)
     first = t.update_idx
     stop = StopRequest()
+    threads = None if cfg.torch_threads or t.device.type != "cpu" else ThreadShare()
     try:
         with on_stop_signals(stop.handler):
             stop.training = True
             while t.update_idx < t.num_updates and not stop.signal:
                 start = time.perf_counter()
+                if threads:
+                    threads.adjust()
                 metrics = t.update()
                 last = t.update_idx == t.num_updates
                 if cfg.eval.every and t.update_idx % cfg.eval.every == 0 and not last:

@@ -5,6 +5,7 @@ Atari learns as CleanRL's ``ppo_atari_envpool.py`` does: a lost life ends the le
 rewards are clipped to their sign, while episode statistics count the game's own rewards until the
 game is over. envpool resets on the step after a done, a lost life's too: that step is not a transition.
 Its tasks cannot reseed their resets, so only Procgen, which draws levels itself, has a train/test split.
+``env.kwargs`` set more of a task's config fields (``episodic_life=false``, ``max_episode_steps=1000``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from mdpo.envs.staging import DeviceStaging
 from mdpo.errors import MdpoError
 
 ATARI_OPTIONS = {"episodic_life": True, "reward_clip": True}  # set where a task has them (CleanRL's settings)
+# config fields mdpo sets itself, and the flag that sets each
+SET_BY_MDPO = {"num_envs": "env.num_envs", "seed": "seed", "num_threads": "env.num_threads"}
 
 _QT_LIBS = ("libicudata.so.56", "libicuuc.so.56", "libicui18n.so.56", "libQt5Core.so.5", "libQt5Gui.so.5")
 
@@ -62,16 +65,32 @@ def spaces_of(task: str, observation, action) -> tuple[tuple[int, ...], int]:
     return shape, int(action.n)
 
 
-def spec_of(task: str) -> tuple[tuple[int, ...], int, str]:
-    """(obs_shape, action count, obs kind) of ``task``, read from envpool's spec."""
-    spec = load_envpool().make_spec(task)
+def check_kwargs(task: str, kwargs: dict, set_by_mdpo: dict[str, str] = SET_BY_MDPO) -> None:
+    """One-line errors for ``env.kwargs`` that ``task``'s config has no field for, or that mdpo sets itself."""
+    fields = load_envpool().make_spec(task).config._fields
+    for key in kwargs:
+        if key in set_by_mdpo:
+            raise MdpoError(f"env.kwargs {key}: mdpo sets it from --{set_by_mdpo[key]}")
+        if key not in fields:
+            raise MdpoError(f"envpool's {task} takes no env.kwargs {key!r}; its config fields: "
+                            f"{', '.join(f for f in fields if f not in set_by_mdpo)}")
+
+
+def spec_of(task: str, kwargs: dict | None = None) -> tuple[tuple[int, ...], int, str]:
+    """(obs_shape, action count, obs kind) of ``task`` with ``kwargs``, read from envpool's spec."""
+    check_kwargs(task, kwargs or {})
+    try:
+        spec = load_envpool().make_spec(task, **(kwargs or {}))
+    except TypeError:  # the keys are checked: a value of the wrong type
+        raise MdpoError(f"env.kwargs {kwargs}: a value has the wrong type for envpool's {task}") from None
     space = spec.observation_space
     shape, actions = spaces_of(task, space, spec.action_space)
     return shape, actions, obs_kind(shape, space.dtype)
 
 
 class EnvpoolEnv:
-    """``num_envs`` copies of envpool task ``task`` (``options``: more of its settings, e.g. Procgen's levels).
+    """``num_envs`` copies of envpool task ``task`` (``options``: more of its config fields, e.g. Procgen's
+    levels; they override the Atari settings of ``ATARI_OPTIONS``).
 
     ``send`` then ``recv`` is ``step`` in two halves (envpool's asynchronous API): the envs step on
     envpool's threads in between, so several agents' envs can step at once (``base.step_all``).
@@ -82,7 +101,7 @@ class EnvpoolEnv:
         envpool = load_envpool()
         lives = {k: v for k, v in ATARI_OPTIONS.items() if k in envpool.make_spec(task).config._fields}
         self._env = envpool.make(task, env_type="gymnasium", num_envs=num_envs, seed=seed,
-                                 num_threads=num_threads or min(num_envs, os.cpu_count() or 1), **lives, **options)
+                                 num_threads=num_threads or min(num_envs, os.cpu_count() or 1), **{**lives, **options})
         space = self._env.observation_space
         self.obs_shape, self.num_actions = spaces_of(task, space, self._env.action_space)
         self.obs_kind = obs_kind(self.obs_shape, space.dtype)

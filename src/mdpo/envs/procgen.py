@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mdpo.envs.envpool_tasks import EnvpoolEnv
+from mdpo.envs import envpool_tasks
 from mdpo.errors import MdpoError
 
 GAMES = (
@@ -12,6 +12,9 @@ GAMES = (
     "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot",
 )
 MODES = ("easy", "hard")
+# config fields mdpo sets itself for Procgen, and the flag that sets each
+SET_BY_MDPO = {**envpool_tasks.SET_BY_MDPO, "num_levels": "env.num_levels", "start_level": "env.start_level",
+               "distribution_mode": "env.mode"}
 # Host memory one env holds in envpool, rounded up: measured 0.4 MB (bigfish) to 1.1 MB (coinrun) after 50 steps.
 ENV_BYTES = 1_500_000
 
@@ -39,13 +42,19 @@ def check(game: str, mode: str) -> None:
         raise MdpoError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
 
 
-class ProcgenEnv(EnvpoolEnv):
-    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64)."""
+def task(game: str, mode: str) -> str:
+    """envpool's name for ``game`` in ``mode`` (bigfish, hard -> BigfishHard-v0)."""
+    return f"{game.capitalize()}{mode.capitalize()}-v0"
+
+
+class ProcgenEnv(envpool_tasks.EnvpoolEnv):
+    """``num_envs`` copies of one Procgen game; observations uint8 (N, 3, 64, 64). ``options``: more of
+    envpool's Procgen settings (``use_backgrounds``, ``restrict_themes``, ...)."""
 
     obs_shape = (3, 64, 64)  # known before any env is made (memory checks)
 
     def __init__(self, game: str, mode: str, num_envs: int, num_levels: int, start_level: int,
-                 seed: int, device: torch.device, num_threads: int = 0):
+                 seed: int, device: torch.device, num_threads: int = 0, **options):
         check(game, mode)
-        super().__init__(f"{game.capitalize()}{mode.capitalize()}-v0", num_envs, seed, device, num_threads,
-                         num_levels=num_levels, start_level=start_level)
+        super().__init__(task(game, mode), num_envs, seed, device, num_threads,
+                         num_levels=num_levels, start_level=start_level, **options)
