@@ -1,7 +1,7 @@
 """Figures and tables of the CPU studies in docs/results/cpu/, drawn from the run folders committed there.
 
-    python3 scripts/cpu_study_report.py                   # redraw every figure and table from docs/results/cpu/runs
-    python3 scripts/cpu_study_report.py --add runs/cpu    # first copy new runs in (config, metrics, eval; no checkpoints)
+    python3 scripts/cpu_study_report.py                  # every figure and table, from docs/results/cpu/runs
+    python3 scripts/cpu_study_report.py --add runs/cpu   # first copy new runs in (config, metrics, eval only)
 
 Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``minatar-*`` are the
 five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``minigrid-*`` the
@@ -135,21 +135,26 @@ def game_table(runs: list[dict]) -> list[str]:
     return lines
 
 
-def ablation_table(runs: list[dict]) -> list[str]:
-    """One row per setting of the search for the MinAtar gap: what it changed, its seeds' returns."""
+def ablation_table(runs: list[dict], now: list[dict]) -> list[str]:
+    """One row per game and setting of the search for the MinAtar gap, what each setting changed, its seeds'
+    returns; ``now``: the study's PPO runs of the same games, the preset as it is now."""
     settings = defaultdict(list)
     for r in runs:
-        settings[r["name"].rsplit("-s", 1)[0]].append(r)
-    lines = ["| setting | encoder | hidden | head layers | lr schedule | seeds | training return at 1M, per seed | "
-             "mean | final eval, mean |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, rs in sorted(settings.items(), key=lambda kv: np.mean([r["last3"] for r in kv[1]])):
-        c = rs[0]["cfg"]
+        settings[r["game"], r["name"].rsplit("-s", 1)[0].split("-", 2)[2]].append(r)
+    for r in now:
+        settings[r["game"], "the minatar preset now"].append(r)
+    lines = ["| game | setting | encoder | hidden | head layers | init | lr | gamma | seeds | training return at 1M, "
+             "per seed | mean | final eval, mean |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (game, name), rs in sorted(settings.items(), key=lambda kv: (kv[0][0], np.mean([r["last3"] for r in kv[1]]))):
+        net, ppo = rs[0]["cfg"]["net"], rs[0]["cfg"]["ppo"]
         per_seed = ", ".join(f"{r['last3']:.2f}" for r in sorted(rs, key=lambda r: r["seed"]))
         finals = [r["final"]["eval/test_return"] for r in rs if r["final"]]
-        lines.append(f"| {name.removeprefix('ablation-')} | {c['net']['encoder']} | {c['net']['hidden']} | "
-                     f"{c['net'].get('head_layers', 0)} | {'annealed' if c['ppo']['anneal_lr'] else 'constant'} "
-                     f"{c['ppo']['lr']:g} | {len(rs)} | {per_seed} | {np.mean([r['last3'] for r in rs]):.2f} | "
-                     f"{_num(float(np.mean(finals))) if finals else '-'} |")
+        lr = f"{ppo['lr']:g} {'annealed' if ppo['anneal_lr'] else 'constant'}"
+        encoder = net["encoder"].replace("auto", "grid (auto)")
+        lines.append(f"| {game.removeprefix('MinAtar/').removesuffix('-v1')} | {name} | {encoder} | {net['hidden']} | "
+                     f"{net.get('head_layers', 0)} | "
+                     f"{net.get('init', 'cleanrl')} | {lr} | {ppo['gamma']:g} | {len(rs)} | {per_seed} | "
+                     f"{np.mean([r['last3'] for r in rs]):.2f} | {_num(float(np.mean(finals))) if finals else '-'} |")
     return lines
 
 
@@ -189,8 +194,10 @@ def main(out: Path, add: list[Path]) -> None:
                "training return (per update, smoothed)", out / "minatar-training-return.png", published=True)
         sections += ["## MinAtar, per game", "", *game_table(study), "", "## MinAtar, per run", "", *run_table(study)]
     if ablation:
-        sections += ["", "## The MinAtar gap: one change at a time (Breakout, PPO, 1M env steps)", "",
-                     *ablation_table(ablation)]
+        games = {r["game"] for r in ablation}
+        now = [r for r in study if r["algo"] == "ppo" and r["game"] in games and r["final"]]
+        sections += ["", "## The MinAtar gap: one change at a time (PPO, 1M env steps)", "",
+                     *ablation_table(ablation, now)]
     if minigrid:
         by_task: dict = defaultdict(lambda: defaultdict(list))
         for r in minigrid:

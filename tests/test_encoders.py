@@ -90,3 +90,21 @@ def test_head_layers_make_separate_tanh_branches():
     assert not set(map(id, agent.actor.parameters())) & set(map(id, agent.critic.parameters()))
     plain = ActorCritic((4, 10, 10), 6, hidden=64, encoder="pooled")
     assert isinstance(plain.actor, nn.Linear)  # no layers: the state-dict keys of older checkpoints
+
+
+def test_lecun_init_is_haikus_truncated_normal():
+    torch.manual_seed(0)
+    agent = ActorCritic((4, 10, 10), 6, hidden=64, encoder="pooled", head_layers=2, init="lecun")
+    layers = [m for m in agent.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 1 + 1 + 3 + 3  # conv, dense, both heads' three layers: none left as it was built
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        w = layer.weight.detach()
+        assert torch.all(layer.bias == 0)
+        assert w.abs().max() <= 2 * fan_in**-0.5 / 0.87962566 + 1e-6  # cut at 2 of the untruncated std
+        if w.numel() >= 2000:  # the sample std is close to 1/sqrt(fan_in)
+            assert abs(w.std().item() * fan_in**0.5 - 1) < 0.1
+    cleanrl = ActorCritic((4, 10, 10), 6, hidden=64, encoder="pooled", head_layers=2)
+    assert torch.linalg.svdvals(cleanrl.actor[-1].weight).max() < 0.011  # CleanRL's: a near-uniform first policy
+    with pytest.raises(Exception, match="unknown net.init 'he'"):
+        resolve("minatar", "ppo", {"net.init": "he"})

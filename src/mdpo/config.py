@@ -71,6 +71,8 @@ class NetConfig:
     width: int = _f(1, "encoder channel (or unit) multiplier (2 for the scaled-up ablation)")
     hidden: int = _f(256, "features after the encoder (the mlp's units, and the heads' tanh layers)")
     head_layers: int = _f(0, "tanh layers of net.hidden units in each of the actor and critic heads (0 = linear heads)")
+    init: str = _f("cleanrl", "weight init: cleanrl (orthogonal heads, actor std 0.01) or lecun (Haiku's and Flax's "
+                              "default, as in JAX codes such as Pgx; see mdpo.nets.INITS)")
     encoder_from: str = _f("", "run folder whose trained encoder initialises every agent (ablations)")
     encoder_agent: int = _f(0, "which agent of encoder_from supplies the encoder")
     freeze_encoder: bool = _f(False, "keep the encoder fixed; train only the actor and critic heads")
@@ -140,7 +142,8 @@ class Config:
     out_dir: str = _f("runs", "folder that holds run folders")
     run_name: str = _f("", "run folder name (default: game-algo-seed-time)")
     checkpoint_every: int = _f(25, "checkpoint every this many updates (and at the end, and on SIGINT/SIGTERM)")
-    torch_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+    torch_threads: int = _f(0, "CPU threads for torch (0 = before each update, the cores other processes "
+                                  "left free, at most torch's default)")
     track: bool = _f(False, "mirror metrics to Weights & Biases (pip install -e '.[wandb]'; offline without a login)")
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)

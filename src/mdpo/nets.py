@@ -151,6 +151,22 @@ def choose_encoder(obs_kind: str, name: str = "auto") -> str:
     return ENCODER_FOR_KIND[obs_kind] if name == "auto" else name
 
 
+def lecun_normal(module: nn.Module) -> nn.Module:
+    """Every convolution and dense layer of ``module`` initialised as Haiku and Flax do by default (and so
+    JAX codes such as PureJaxRL and Pgx): truncated normal (at 2 std) of std 1/sqrt(fan_in), zero biases."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            std = layer.weight[0].numel() ** -0.5 / 0.87962566  # the truncation's std is then 1/sqrt(fan_in)
+            nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+# net.init -> what it does to a freshly built actor-critic: "cleanrl" keeps CleanRL's (heads orthogonal, actor
+# std 0.01, critic 1; tanh layers gain sqrt 2; convolutions and the encoders' dense layers PyTorch's default)
+INITS = {"cleanrl": lambda module: module, "lecun": lecun_normal}
+
+
 def head(hidden: int, outputs: int, std: float, layers: int = 0) -> nn.Module:
     """A linear output layer (orthogonal, ``std``), after ``layers`` tanh layers of ``hidden`` units
     (orthogonal, gain sqrt 2) where ``layers`` > 0."""
@@ -162,17 +178,18 @@ def head(hidden: int, outputs: int, std: float, layers: int = 0) -> nn.Module:
 
 
 class ActorCritic(nn.Module):
-    """Shared encoder, policy head (output orthogonal, std 0.01) and value head (std 1); each head is one
-    linear layer, or ``head_layers`` tanh layers and then it (separate actor and critic branches)."""
+    """Shared encoder, policy head and value head; each head is one linear layer, or ``head_layers`` tanh
+    layers and then it (separate actor and critic branches); weights initialised as ``INITS[init]`` says."""
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, width: int = 1, hidden: int = 256,
-                 encoder: str = "impala", head_layers: int = 0):
+                 encoder: str = "impala", head_layers: int = 0, init: str = "cleanrl"):
         super().__init__()
         if (encoder == "mlp") != (len(obs_shape) == 1) or len(obs_shape) not in (1, 3):
             raise MdpoError(f"net.encoder={encoder} does not take observations of shape {tuple(obs_shape)}")
         self.encoder = ENCODERS[encoder](obs_shape, width, hidden)
         self.actor = head(hidden, num_actions, 0.01, head_layers)
         self.critic = head(hidden, 1, 1.0, head_layers)
+        INITS[init](self)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns float32 (logits (N, A), value (N,)). Under autocast the heads still run in float32:
@@ -200,7 +217,7 @@ def build_agents(cfg: Config, spec: dict, device: torch.device) -> nn.ModuleList
     encoder = choose_encoder(observation_kind(spec), cfg.net.encoder)
     agents = nn.ModuleList(
         ActorCritic(tuple(spec["obs_shape"]), spec["num_actions"], cfg.net.width, cfg.net.hidden, encoder,
-                    cfg.net.head_layers)
+                    cfg.net.head_layers, cfg.net.init)
         for _ in range(cfg.cohort.num_agents)
     ).to(device)
     for agent in agents:

@@ -32,13 +32,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval.final_episodes": 20, "perf.micro_batch": 0, "device": "cpu",
     },
     # PPO for MinAtar as Pgx's MinAtar example runs it (PureJaxRL's PPO; its network: a 2x2 convolution, 2x2
-    # average pooling, 64 units, separate 2x64 tanh actor and critic branches; constant lr), with gymnax-blines'
-    # batch (64 envs x 128, 4 epochs x 8 minibatches, gamma 0.999); minatar's gymnasium envs (sticky actions 0.1).
-    # Before this network and schedule (MinAtar's one-convolution network, annealed lr) Breakout reached half.
+    # average pooling, 64 units, separate 2x64 tanh actor and critic branches, Haiku's init; constant lr), with
+    # gymnax-blines' batch (64 envs x 128, 4 epochs x 8 minibatches, gamma 0.999); minatar's gymnasium envs
+    # (sticky actions 0.1). With MinAtar's one-convolution network, CleanRL's init and an annealed lr, Breakout
+    # and SpaceInvaders reached half (docs/results/cpu: the search, one change at a time).
     "minatar": {
         "env.game": "MinAtar/Breakout-v1", "env.num_levels": 0, "env.num_envs": 64, "ppo.num_steps": 128,
         "ppo.num_minibatches": 8, "ppo.epochs": 4, "ppo.lr": 5e-4, "ppo.gamma": 0.999, "ppo.norm_reward": False,
-        "net.encoder": "pooled", "net.hidden": 64, "net.head_layers": 2, "total_steps": 1_000_000,
+        "net.encoder": "pooled", "net.hidden": 64, "net.head_layers": 2, "net.init": "lecun", "total_steps": 1_000_000,
         "checkpoint_every": 10, "eval.every": 20, "eval.episodes": 16, "eval.final_episodes": 64, "eval.bound": False,
         "perf.micro_batch": 0,
     },

@@ -16,7 +16,7 @@ from mdpo.distill import DISTILL_LOSSES
 from mdpo.envs import check_env_config
 from mdpo.errors import MdpoError
 from mdpo.losses import POLICY_LOSSES
-from mdpo.nets import ENCODERS
+from mdpo.nets import ENCODERS, INITS
 from mdpo.presets import ALGOS, DEFAULT_PRESET, DEVICE_DEFAULTS, PRESETS
 from mdpo.runtime import device_type
 
@@ -110,6 +110,7 @@ def validate(cfg: Config) -> None:
                "perf.amp": (cfg.perf.amp, AMP_MODES),
                "env.vectorization": (cfg.env.vectorization, VECTORIZATIONS),
                "net.encoder": (cfg.net.encoder, ("auto", *ENCODERS)),
+               "net.init": (cfg.net.init, tuple(INITS)),
                "drac.augment": (cfg.drac.augment, tuple(AUGMENTATIONS))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
