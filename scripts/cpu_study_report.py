@@ -168,8 +168,8 @@ def minigrid_table(runs: list[dict]) -> list[str]:
 
 
 def add_runs(source: Path, runs_dir: Path) -> None:
-    """Copy each run folder's config, metrics and evaluation (never a checkpoint) into ``runs_dir``."""
-    for run in sorted(p for p in source.iterdir() if (p / "config.json").exists()):
+    """Copy each finished run's config, metrics and evaluation (never a checkpoint) into ``runs_dir``."""
+    for run in sorted(p for p in source.iterdir() if (p / "eval.json").exists()):
         dest = runs_dir / run.name
         dest.mkdir(parents=True, exist_ok=True)
         for name in KEPT:

@@ -6,7 +6,7 @@
 - ``pooled``: a 2x2 convolution of 32 and 2x2 average pooling (Pgx's MinAtar PPO); the same grids.
 - ``mlp``: two tanh layers; vector observations (CartPole).
 
-Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid and mlp take the values as they are
+Pixel encoders (impala, nature) scale uint8 frames to [0, 1]; grid, pooled and mlp take the values as they are
 (MinAtar's 0/1 channels, MiniGrid's object codes, CartPole's floats).
 
 ``build_agents`` makes a cohort's networks for a checkpoint's spec; ``sample_actions`` draws their actions.
