@@ -113,7 +113,7 @@ class ThreadShare:
         """(time, busy seconds of this process's cores, this process's CPU seconds), or None."""
         try:
             with open("/proc/stat") as f:
-                lines = {fields[0]: fields[1:] for fields in map(str.split, f) if fields and fields[0].startswith("cpu")}
+                lines = {row[0]: row[1:] for row in map(str.split, f) if row and row[0].startswith("cpu")}
             ticks = [[int(x) for x in lines[f"cpu{core}"][:8]] for core in self.cores]
         except (OSError, KeyError, ValueError):
             return None
