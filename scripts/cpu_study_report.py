@@ -53,7 +53,7 @@ def load(run: Path) -> dict:
     return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
             "train": train, "evals": evals, "final": final, "steps": train[-1][0] if train else 0,
             "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
-            "at": lambda step: _at(train, step),
+            "at_half": _at(train, 5e5),
             "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
 
 
@@ -130,7 +130,7 @@ def game_table(runs: list[dict]) -> list[str]:
     for (game, algo), rs in sorted(grouped.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] != "ppo")):
         published = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
         lines.append(f"| {game.removeprefix('MinAtar/')} | {algo} | {len(rs)} | "
-                     f"{_spread([r['at'](5e5) for r in rs])} | {_spread([r['last3'] for r in rs])} | "
+                     f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
                      f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {published} |")
     return lines
 
