@@ -2,15 +2,24 @@
 # The CPU learning studies of docs/results/cpu/, one run list per study:
 #   minatar    PPO and MDPO on MinAtar's five games (the `minatar` preset), 1M env steps per agent
 #   minigrid   PPO and MDPO on a MiniGrid train/test split (the `minigrid` preset)
+#   pilot      PPO on MiniGrid tasks ($PILOT_TASKS) with few training layouts ($PILOT_LEVELS), tested on unseen
+#              ones: where does PPO overfit (issue 28)?
+#   precision  PPO on MinAtar's Breakout and SpaceInvaders in bf16 (`--perf.amp bf16`), beside the minatar
+#              study's float32 runs: does bf16 learn the same?
+#   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
+#              cleanrl`), 1M env steps per agent, in bf16 (docs/results/cpu: what bf16 buys and that it learns
+#              the same), a checkpoint every 5 updates (~80k env steps)
 #
 #   STUDY=minatar bash scripts/cpu_study.sh start [JOBS]   runs every run of the study, JOBS at a time (default
 #                                            2, one torch thread each), in the background (setsid: it outlives
 #                                            the shell)
 #   bash scripts/cpu_study.sh status         one line per run: steps reached, last training return
-#   bash scripts/cpu_study.sh stop           SIGTERM: each run finishes its update and writes a checkpoint
+#   STUDY=minatar bash scripts/cpu_study.sh stop   SIGTERM: each run finishes its update and writes a checkpoint
 #
-# Run folders live in $OUT_DIR (default runs/cpu). A run that has a checkpoint is resumed, so `start` after a
-# stop (or in a later session, with the run folders copied back) continues where the runs left off.
+# Run folders live in $OUT_DIR (default runs/cpu); several studies can run at once there. A run that has a
+# checkpoint is resumed and a finished one (eval.json) is skipped, so `start` after a stop (or in a later
+# session, with the run folders copied back) continues where the runs left off; a second `start` of the same
+# study (more JOBS, other SEEDS) leaves the runs the first one is training to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STUDY=${STUDY:-minatar}
@@ -19,6 +28,9 @@ STEPS=${STEPS:-1000000}
 SEEDS=${SEEDS:-"1 2 3"}
 GAMES=${GAMES:-"Breakout SpaceInvaders Asterix Freeway Seaquest"}
 MINIGRID_STEPS=${MINIGRID_STEPS:-300000}
+PILOT_TASKS=${PILOT_TASKS:-"FourRooms DoorKey-8x8"}
+PILOT_LEVELS=${PILOT_LEVELS:-"10 50 200"}
+PILOT_STEPS=${PILOT_STEPS:-500000}
 
 # one line per run: name, then its `mdpo train` flags (a later --total_steps wins); seeds outermost,
 # so that every game and algorithm has a first seed before any has a second
@@ -32,7 +44,23 @@ runs() {
                     done ;;
                 minigrid)
                     echo "minigrid-multiroom-$algo-s$seed --preset minigrid --algo $algo --seed $seed --total_steps $MINIGRID_STEPS" ;;
-                *) echo "unknown STUDY=$STUDY (minatar or minigrid)" >&2; exit 2 ;;
+                pilot)  # PPO only: which task and number of training layouts make PPO overfit?
+                    if [[ $algo == ppo ]]; then
+                        for task in $PILOT_TASKS; do
+                            for levels in $PILOT_LEVELS; do
+                                echo "pilot-$task-n$levels-ppo-s$seed --preset minigrid --env.game MiniGrid-$task-v0 --env.num_levels $levels --algo ppo --seed $seed --total_steps $PILOT_STEPS"
+                            done
+                        done
+                    fi ;;
+                precision)  # the minatar study's PPO runs of Breakout and SpaceInvaders are its float32 side
+                    if [[ $algo == ppo ]]; then
+                        for game in Breakout SpaceInvaders; do
+                            echo "precision-$game-ppo-bf16-s$seed --preset minatar --env.game MinAtar/$game-v1 --algo ppo --seed $seed --perf.amp bf16"
+                        done
+                    fi ;;
+                procgen)
+                    echo "procgen-starpilot-$algo-s$seed --preset cleanrl --env.game starpilot --algo $algo --seed $seed --perf.amp bf16 --checkpoint_every 5" ;;
+                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, precision or procgen)" >&2; exit 2 ;;
             esac
         done
     done
@@ -41,11 +69,16 @@ runs() {
 one() {  # NAME FLAGS...: train the run, or resume it if it has a checkpoint
     local name=$1; shift
     local dir="$OUT_DIR/$name"
-    if [[ -f "$dir/checkpoint.pt" ]]; then
+    exec 9> "$OUT_DIR/$name.lock"
+    if ! flock -n 9; then
+        return  # another `start` of the same study trains it now
+    elif [[ -f "$dir/eval.json" ]]; then
+        return  # finished (`mdpo train --resume DIR --total_steps N` extends it)
+    elif [[ -f "$dir/checkpoint.pt" ]]; then
         mdpo train --resume "$dir" --torch_threads 1 --quiet
     else
         mdpo train --total_steps "$STEPS" "$@" --out_dir "$OUT_DIR" --run_name "$name" --torch_threads 1 --quiet
-    fi > "$OUT_DIR/$name.log" 2>&1 || echo "$name: exit $? (see $OUT_DIR/$name.log)" >> "$OUT_DIR/study.log"
+    fi > "$OUT_DIR/$name.log" 2>&1 || echo "$name: exit $? (see $OUT_DIR/$name.log)"
 }
 
 case "${1:-}" in
@@ -53,8 +86,8 @@ case "${1:-}" in
         mkdir -p "$OUT_DIR"
         runs > /dev/null  # an unknown STUDY stops here
         export -f one; export OUT_DIR STEPS
-        runs | setsid xargs -r -P "${2:-2}" -L 1 bash -c 'one "$@"' _ >> "$OUT_DIR/study.log" 2>&1 &
-        echo $! > "$OUT_DIR/study.pid"  # the leader of the study's process group
+        runs | setsid xargs -r -P "${2:-2}" -L 1 bash -c 'one "$@"' _ >> "$OUT_DIR/$STUDY.log" 2>&1 &
+        echo $! > "$OUT_DIR/$STUDY.pid"  # the leader of the study's process group
         echo "started $STUDY: $(runs | wc -l) runs, ${2:-2} at a time, in $OUT_DIR (progress: bash $0 status)"
         ;;
     status)
@@ -70,7 +103,7 @@ for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
 PY
         ;;
     stop)  # no new runs, and every run of the group finishes its update and writes a checkpoint
-        kill -TERM -- "-$(cat "$OUT_DIR/study.pid")" 2>/dev/null || true
+        kill -TERM -- "-$(cat "$OUT_DIR/$STUDY.pid")" 2>/dev/null || true
         ;;
     *)
         sed -n '2,14p' "$0"; exit 2

@@ -4,9 +4,12 @@
     python3 scripts/cpu_study_report.py --add runs/cpu   # first copy new runs in (config, metrics, eval only)
 
 Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``minatar-*`` are the
-five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``minigrid-*`` the
-MiniGrid train/test study. The training return is ``charts/episodic_return`` (the mean return of the episodes
-that ended in an update); a run's "last 3" is its mean over the last 3 updates (about 25k env steps on MinAtar).
+five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``precision-*``
+MinAtar PPO in bf16 (beside the study's float32 runs), ``procgen-*`` StarPilot, ``pilot-*`` the search for a
+MiniGrid task where PPO overfits, ``minigrid-*`` the MiniGrid train/test study. The training return is
+``charts/episodic_return`` (the mean return of the episodes that ended in an update); a run's "last 3" is its
+mean over the last 3 updates (about 25k env steps on MinAtar); on Procgen the return at a step is the mean of
+the last 100 episodes, the statistic the Procgen authors' logs give.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ PUBLISHED = {
     "MinAtar/Asterix-v1": [(1e6, 2, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.53, "random")],
     "MinAtar/Freeway-v1": [(1e6, 28, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.14, "random")],
     "MinAtar/Seaquest-v1": [],
+    "starpilot": [(5e5, 4.7, "Procgen authors' PPO, 3 seeds"), (1e6, 8.6, "Procgen authors' PPO, 3 seeds (sd 0.2)"),
+                  (0, 1.53, "random")],
 }
+OVERFITS = (0.5, 0.15)  # issue 28: PPO overfits where train >= 0.5 of the return range and train - test >= 0.15
 COLOURS = {"ppo": "tab:blue", "mdpo": "tab:orange"}
 
 
@@ -46,6 +52,7 @@ def load(run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     rows = read_metrics(run)
     train = [(r["global_step"], r["charts/episodic_return"]) for r in rows if "charts/episodic_return" in r]
+    lengths = [r["charts/episodic_length"] for r in rows if "charts/episodic_return" in r]
     evals = [(r["global_step"], r["eval/train_return"], r["eval/test_return"]) for r in rows if "eval/test_return" in r]
     final = json.loads((run / "eval.json").read_text())["summary"] if (run / "eval.json").exists() else None
     batch = cfg["env"]["num_envs"] * cfg["ppo"]["num_steps"]
@@ -53,7 +60,7 @@ def load(run: Path) -> dict:
     return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
             "train": train, "evals": evals, "final": final, "steps": train[-1][0] if train else 0,
             "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
-            "at_half": _at(train, 5e5),
+            "at_half": _at(train, 5e5), "lengths": lengths,
             "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
 
 
@@ -63,6 +70,23 @@ def _at(train: list[tuple[int, float]], step: float) -> float:
         return float("nan")
     i = min(range(len(train)), key=lambda j: abs(train[j][0] - step))
     return float(np.mean([v for _, v in train[max(0, i - 2):i + 1]]))
+
+
+def last_episodes(run: dict, step: float, episodes: int = 100) -> float:
+    """The mean return of the last ``episodes`` training episodes up to ``step``, as baselines' ``eprewmean``
+    keeps it: each update's mean return weighted by its count of episodes, estimated as the update's env
+    steps over their mean length (the metrics keep the mean, not the count); nan before ``step``."""
+    train, batch = run["train"], run["cfg"]["env"]["num_envs"] * run["cfg"]["ppo"]["num_steps"]
+    if not train or train[-1][0] < step * 0.98:
+        return float("nan")
+    end = min(range(len(train)), key=lambda j: abs(train[j][0] - step))
+    total = weighted = 0.0
+    for i in range(end, -1, -1):
+        count = min(batch / run["lengths"][i], episodes - total)
+        total, weighted = total + count, weighted + count * train[i][1]
+        if total >= episodes:
+            break
+    return weighted / total
 
 
 def smooth(values: list[float], width: int = 5) -> np.ndarray:
@@ -167,6 +191,74 @@ def minigrid_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def procgen_table(runs: list[dict]) -> list[str]:
+    lines = ["| run | algorithm | seed | env steps | training return at 0.5M | at 1M | final eval: test, train "
+             "(100 episodes each) | update time | env steps/s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["algo"] != "ppo", r["seed"])):
+        f = r["final"] or {}
+        final = f"{_num(f['eval/test_return'])}, {_num(f['eval/train_return'])}" if f else "(not finished)"
+        lines.append(f"| {r['name']} | {r['algo']} | {r['seed']} | {r['steps']:,} | {_num(last_episodes(r, 5e5))} | "
+                     f"{_num(last_episodes(r, 1e6))} | {final} | {r['update_s'] / 60:.0f} min | {r['sps']:,.0f} |")
+    return lines
+
+
+def precision_table(runs: list[dict]) -> list[str]:
+    lines = ["| game | precision | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
+             "env steps/s |", "|---|---|---|---|---|---|---|"]
+    grouped = defaultdict(list)
+    for r in runs:
+        grouped[r["game"], r["cfg"]["perf"]["amp"]].append(r)
+    for (game, amp), rs in sorted(grouped.items()):
+        lines.append(f"| {game.removeprefix('MinAtar/')} | {'float32' if amp == 'none' else amp} | {len(rs)} | "
+                     f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
+                     f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | "
+                     f"{np.mean([r['sps'] for r in rs]):,.0f} |")
+    return lines
+
+
+def test_layouts_seen(game: str, levels: int) -> str:
+    """The share of sampled test layouts that are also training layouts (``mdpo.envs.levels``)."""
+    import gymnasium
+    import minigrid  # noqa: F401  (registers MiniGrid's ids)
+
+    from mdpo.envs.levels import split_overlap
+
+    env = gymnasium.make(game)
+    try:
+        _, distinct, share = split_overlap(env, 0, levels)
+    finally:
+        env.close()
+    return f"{distinct} distinct; {share:.0%} of test seen"
+
+
+def pilot_table(runs: list[dict]) -> list[str]:
+    """One row per task and number of training layouts: final evaluation on training and test seeds."""
+    lines = ["| task | training layouts | seeds | env steps | train return | test return | gap | training layouts "
+             "(test layouts also in training) | PPO overfits? |", "|---|---|---|---|---|---|---|---|---|"]
+    grouped = defaultdict(list)
+    for r in runs:
+        if r["final"]:
+            grouped[r["game"], r["cfg"]["env"]["num_levels"]].append(r)
+    for (game, levels), rs in sorted(grouped.items()):
+        train = [r["final"]["eval/train_return"] for r in rs]
+        test = [r["final"]["eval/test_return"] for r in rs]
+        gap = [a - b for a, b in zip(train, test)]
+        separate = len(rs) == 1 or min(train) > max(test)
+        verdict = "yes" if min(train) >= OVERFITS[0] and min(gap) >= OVERFITS[1] and separate else "no"
+        lines.append(f"| {game.removeprefix('MiniGrid-').removesuffix('-v0')} | {levels} | {len(rs)} | "
+                     f"{rs[0]['steps']:,} | {_spread(train)} | {_spread(test)} | {_spread(gap)} | "
+                     f"{test_layouts_seen(game, levels)} | {verdict} |")
+    return lines
+
+
+def _by(runs: list[dict], label) -> dict[str, list[dict]]:
+    """Runs grouped by ``label(run)``."""
+    out = defaultdict(list)
+    for r in runs:
+        out[label(r)].append(r)
+    return out
+
+
 def add_runs(source: Path, runs_dir: Path) -> None:
     """Copy each finished run's config, metrics and evaluation (never a checkpoint) into ``runs_dir``."""
     for run in sorted(p for p in source.iterdir() if (p / "eval.json").exists()):
@@ -185,7 +277,14 @@ def main(out: Path, add: list[Path]) -> None:
     study = [r for r in runs if r["name"].startswith("minatar-")]
     ablation = [r for r in runs if r["name"].startswith("ablation-")]
     minigrid = [r for r in runs if r["name"].startswith("minigrid-")]
+    precision = [r for r in runs if r["name"].startswith("precision-")]
+    procgen = [r for r in runs if r["name"].startswith("procgen-")]
+    pilot = [r for r in runs if r["name"].startswith("pilot-")]
     sections = []
+    if procgen:
+        curves({"starpilot": _by(procgen, lambda r: r["algo"])}, "train", {"": (1, "-")},
+               "training return (per update, smoothed)", out / "procgen-starpilot.png", published=True)
+        sections += ["## Procgen StarPilot, easy, full distribution", "", *procgen_table(procgen), ""]
     if study:
         by_game: dict = {f"MinAtar/{g}-v1": defaultdict(list) for g in MINATAR_GAMES}
         for r in study:
@@ -198,6 +297,16 @@ def main(out: Path, add: list[Path]) -> None:
         now = [r for r in study if r["algo"] == "ppo" and r["game"] in games and r["final"]]
         sections += ["", "## The MinAtar gap: one change at a time (PPO, 1M env steps)", "",
                      *ablation_table(ablation, now)]
+    if precision:
+        games = {r["game"] for r in precision}
+        both = precision + [r for r in study if r["algo"] == "ppo" and r["game"] in games and r["final"]]
+        label = {"none": "ppo float32", "bf16": "ppo bf16"}
+        curves({g: _by([r for r in both if r["game"] == g], lambda r: label[r["cfg"]["perf"]["amp"]])
+                for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
+               out / "precision-minatar.png", published=False)
+        sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *precision_table(both)]
+    if pilot:
+        sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot)]
     if minigrid:
         by_task: dict = defaultdict(lambda: defaultdict(list))
         for r in minigrid:

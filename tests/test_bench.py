@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -6,6 +9,7 @@ import torch
 from mdpo.bench import bench, cpu_features, format_side_by_side, format_table, simple
 from mdpo.cli import main
 from mdpo.errors import MdpoError
+from mdpo.runtime import bf16_warning, cpu_bf16
 from mdpo.timing import MemoryProbe
 
 
@@ -36,8 +40,21 @@ def test_side_by_side_measures_one_configuration(capsys):
 
 
 def test_the_table_names_the_cpu_and_its_bf16(tiny):
-    assert "native bf16: " in cpu_features()
+    assert cpu_features().endswith(f"bf16: {cpu_bf16()}")
     assert f"CPU {cpu_features()}" in format_table(bench(tiny(), warmup=0, updates=1, reference=False))
+
+
+def test_bf16_without_onednn_kernels_is_named_and_warned_of():
+    """Below AVX-512 oneDNN has no bf16 kernels (ONEDNN_MAX_CPU_ISA=AVX2 makes this CPU such a one):
+    bf16 is then ATen's slow fallback, and a new run in bf16 says so."""
+    code = ("import torch; from mdpo.runtime import bf16_warning, cpu_bf16; "
+            "print(cpu_bf16()); print(bf16_warning('bf16', torch.device('cpu')))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    kind, warning = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   check=True).stdout.splitlines()
+    assert kind == "fallback" and "--perf.amp none is faster here" in warning
+    assert cpu_bf16() in ("native", "emulated", "fallback")
+    assert bf16_warning("none", torch.device("cpu")) is None
 
 
 def test_simple_reference_turns_every_lever_off(tiny):

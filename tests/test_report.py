@@ -16,6 +16,7 @@ from mdpo.analysis.labels import label_runs, short_value
 from mdpo.analysis.report import write_report
 from mdpo.cli import main
 from mdpo.config import dumps
+from mdpo.envs import score_range
 from mdpo.resolve import resolve
 
 
@@ -142,12 +143,14 @@ def test_report_over_games_algorithms_and_seeds(tmp_path):
     md, html, data = _report(tmp_path, runs)
     headings = re.findall(r"^## (.+)$", md, re.M)
     assert headings == ["Final returns (Figure 3)", "Learning curves", "Aggregate normalised test scores",
-                        "Robustness (Table 1)", "t-SNE spread (Figure 4)", "Runs"]
+                        "Aggregate normalised train-test gap", "Robustness (Table 1)", "t-SNE spread (Figure 4)",
+                        "Runs"]
     figures = re.findall(r"^!\[Figure (\d+)\]\(([^)]+)\)", md, re.M)
     assert [name for _, name in figures] == [
         "final_test.png", "curve-eval-test_return.png", "curve-eval-train_return.png", "curve-eval-gap.png",
         "curve-distill-kl.png", "curve-bound-peer_tv.png", "curve-bound-robust_kl_test.png",
-        "agents-eval-test_return.png", "agents-eval-train_return.png", "aggregates.png", "robustness.png", "tsne.png"]
+        "agents-eval-test_return.png", "agents-eval-train_return.png", "aggregates.png", "gap-aggregates.png",
+        "robustness.png", "tsne.png"]
     assert [int(n) for n, _ in figures] == list(range(1, len(figures) + 1))
     assert all((tmp_path / "report" / name).stat().st_size > 0 for _, name in figures)
     assert _self_contained(html) and html.count("<img") == len(figures)
@@ -159,6 +162,25 @@ def test_report_over_games_algorithms_and_seeds(tmp_path):
     assert mdpo["seeds"] == [1, 2, 3] and min(mdpo["test_returns"]) <= mdpo["test_return"][1]
     assert mdpo["test_return"][2] <= max(mdpo["test_returns"])
     assert "Labels" not in headings and data["labels"] == {}
+
+
+def test_the_gap_is_aggregated_like_the_scores(tmp_path):
+    """IQM of the normalised train-test gap over 4 seeds = the mean of the middle two, by hand; and P(X < Y)
+    of the gap: MDPO's runs (gap 2 by construction, as PPO's) against PPO's."""
+    md, _, data = _report(tmp_path, [{"algo": algo, "seed": seed} for algo in ("ppo", "mdpo") for seed in (1, 2, 3, 4)])
+    low, high = score_range(resolve("smoke", "ppo", {"env.game": "coinrun"}).env)
+    for row in data["gap_aggregates"]:
+        gaps = []
+        for seed in (1, 2, 3, 4):
+            summary = json.loads((tmp_path / "runs" / f"coinrun-{row['algorithm']}-s{seed}" / "eval.json")
+                                 .read_text())["summary"]
+            gaps.append((summary["eval/train_return"] - summary["eval/test_return"]) / (high - low))
+        assert row["iqm"][0] == pytest.approx(np.mean(sorted(gaps)[1:3]))
+        assert row["iqm"][1] <= row["iqm"][0] <= row["iqm"][2]
+    pairs = {(p["x"], p["y"]): p["p"][0] for p in data["gap_improvement"]}
+    assert pairs[("mdpo", "ppo")] == pytest.approx(1 - pairs[("ppo", "mdpo")])
+    assert "| X | Y | tasks | P(gap X < gap Y) |" in md
+    assert score_range(resolve("minigrid", "ppo", {}).env) == (0.0, 1.0)
 
 
 def test_report_of_one_run_and_the_label_key(tmp_path):

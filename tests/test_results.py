@@ -1,8 +1,12 @@
 """The committed CPU study regenerates from the repository alone: its tables come out of its raw runs."""
 
+import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "cpu"
@@ -19,3 +23,16 @@ def test_tables_regenerate_from_the_committed_runs(tmp_path):
 def test_no_checkpoint_is_committed():
     kept = {"config.json", "metrics.jsonl", "eval.json", "resumes.jsonl"}
     assert {p.name for p in (RESULTS / "runs").rglob("*") if p.is_file()} <= kept
+
+
+def test_the_procgen_statistic_is_the_mean_of_the_last_episodes():
+    """Baselines' eprewmean, from per-update means: an update of 100 env steps with episodes of mean length
+    25 ended 4 of them; the last 5 episodes at update 3 are its 4 and one of update 2's."""
+    spec = importlib.util.spec_from_file_location("cpu_study_report", ROOT / "scripts" / "cpu_study_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    run = {"cfg": {"env": {"num_envs": 2}, "ppo": {"num_steps": 50}},
+           "train": [(100, 1.0), (200, 2.0), (300, 3.0)], "lengths": [10.0, 50.0, 25.0]}
+    assert report.last_episodes(run, 300, episodes=5) == pytest.approx((4 * 3 + 1 * 2) / 5)
+    assert report.last_episodes(run, 300, episodes=100) == pytest.approx((4 * 3 + 2 * 2 + 10 * 1) / 16)
+    assert math.isnan(report.last_episodes(run, 1000))

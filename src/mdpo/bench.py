@@ -34,7 +34,7 @@ from mdpo.errors import MdpoError
 from mdpo.flags import add_config_arguments, config_from_args
 from mdpo.memory import checked_device
 from mdpo.resolve import overridden
-from mdpo.runtime import ThreadShare, configure_process, device_type, release_free_memory
+from mdpo.runtime import ThreadShare, configure_process, cpu_bf16, device_type, release_free_memory
 from mdpo.timing import PhaseTimer
 from mdpo.trainer import Trainer
 
@@ -93,15 +93,8 @@ class Contender:
 
 
 def cpu_features() -> str:
-    """The CPU's vector extension as torch sees it, and whether it computes bfloat16 natively (the flags
-    that oneDNN's bf16 kernels use: AVX512_BF16, AMX-BF16); without them, bf16 is emulated."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = None
-    native = "unknown" if flags is None else ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "no"
-    return f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {native}"
+    """The CPU's vector extension as torch sees it, and how it computes bfloat16 (``runtime.cpu_bf16``)."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, bf16: {cpu_bf16()}"
 
 
 def measure(configs: dict[str, Config], warmup: int, updates: int) -> dict[str, dict]:

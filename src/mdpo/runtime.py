@@ -38,6 +38,28 @@ def autocast(amp: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
+def cpu_bf16() -> str:
+    """How this CPU computes bfloat16: 'native' (oneDNN's kernels on AVX512_BF16 or AMX-BF16 instructions),
+    'emulated' (oneDNN's kernels on plain AVX-512), or 'fallback' (no oneDNN bf16 kernels, below AVX-512:
+    ATen's scalar path, measured 11x slower than float32 on the IMPALA network, docs/results/cpu)."""
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "fallback"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return "native" if {"avx512_bf16", "amx_bf16"} & set(flags) else "emulated"
+
+
+def bf16_warning(amp: str, device: torch.device) -> str | None:
+    """A warning for ``perf.amp`` bf16 on a CPU where it is far slower than float32."""
+    if amp != "bf16" or device.type != "cpu" or cpu_bf16() != "fallback":
+        return None
+    return ("--perf.amp bf16 on this CPU has no oneDNN bf16 kernels (they need AVX-512) and runs about 11x slower "
+            "than float32; --perf.amp none is faster here")
+
+
 def configure_backends(tf32: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

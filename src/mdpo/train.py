@@ -17,7 +17,7 @@ from mdpo.envs import split_warning
 from mdpo.logger import Logger
 from mdpo.memory import checked_device
 from mdpo.runs import EVAL, kept_checkpoint, run_dir_for, run_lock, start_run_dir, write_json
-from mdpo.runtime import ThreadShare, configure_process, on_stop_signals
+from mdpo.runtime import ThreadShare, bf16_warning, configure_process, on_stop_signals
 from mdpo.tracking import WandbTracker
 from mdpo.trainer import Trainer
 
@@ -109,9 +109,9 @@ def final_evaluation(t: Trainer, logger: Logger, progress: bool) -> dict[str, fl
 def train(cfg: Config, progress: bool = True, verbose: bool = False) -> Path:
     """Start a new run from a resolved config; returns its run folder."""
     device = checked_device(cfg)  # fail before a run folder exists
-    warning = split_warning(cfg.env)
-    if warning:
-        tqdm.write(f"warning: {warning}", file=sys.stderr)
+    for warning in (split_warning(cfg.env), bf16_warning(cfg.perf.amp, device)):
+        if warning:
+            tqdm.write(f"warning: {warning}", file=sys.stderr)
     run_dir = run_dir_for(cfg)
     with run_lock(run_dir):
         start_run_dir(run_dir, cfg)

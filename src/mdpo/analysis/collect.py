@@ -49,6 +49,12 @@ class Run:
         bounds = score_range(self.cfg.env)
         return None if bounds is None else (self.final_test - bounds[0]) / (bounds[1] - bounds[0])
 
+    @property
+    def gap_score(self) -> float | None:
+        """The final train-test gap on the same normalised scale, where the game has constants."""
+        bounds = score_range(self.cfg.env)
+        return None if bounds is None else (self.final_train - self.final_test) / (bounds[1] - bounds[0])
+
 
 def metric_series(rows: list[dict]) -> dict[str, Series]:
     """Each metric's values by step; should a step repeat, its last record wins."""

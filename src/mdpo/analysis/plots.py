@@ -161,7 +161,8 @@ def bar_grid(panels: dict[str, list[Bar]], title: str, ylabel: str | dict[str, s
     return _save(fig, path)
 
 
-def aggregate_intervals(rows: list[dict], metrics: list[str], looks: dict[str, Style], path: Path) -> Path:
+def aggregate_intervals(rows: list[dict], metrics: list[str], looks: dict[str, Style], path: Path,
+                        xlabel: str = "normalised score") -> Path:
     """rliable-style: per metric, each algorithm's point estimate and bootstrap interval."""
     labels = [r["algorithm"] for r in rows]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics) + 0.07 * max(map(len, labels)),
@@ -174,7 +175,7 @@ def aggregate_intervals(rows: list[dict], metrics: list[str], looks: dict[str, S
             ax.plot([point], [i], "|", color="black", markersize=14)
         ax.set_yticks(range(len(rows)), labels if ax is axes[0][0] else [""] * len(rows), fontsize=8)
         ax.set_title(metric.upper() if metric == "iqm" else metric.capitalize(), fontsize=10)
-        ax.set_xlabel("normalised score", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_ylim(-0.7, len(rows) - 0.3)
     return _save(fig, path)

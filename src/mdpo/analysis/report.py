@@ -68,12 +68,13 @@ def final_rows(grouped: dict) -> list[dict]:
     return rows
 
 
-def task_scores(grouped: dict) -> dict[str, dict[tuple[str, str], np.ndarray]]:
-    """algorithm -> task -> normalised final test scores of its runs (tasks with constants only)."""
+def task_scores(grouped: dict, of: str = "score") -> dict[str, dict[tuple[str, str], np.ndarray]]:
+    """algorithm -> task -> a normalised number of each of its runs (tasks with constants only): ``of`` names
+    the run's property, ``score`` (the final test score) or ``gap_score`` (the train-test gap)."""
     out: dict = defaultdict(dict)
     for task, by_label in grouped.items():
         for label, runs in by_label.items():
-            scores = [r.score for r in runs if r.score is not None]
+            scores = [getattr(r, of) for r in runs if getattr(r, of) is not None]
             if scores:
                 out[label][task] = np.array(scores)
     return out
@@ -91,15 +92,17 @@ def aggregate_rows(scores: dict) -> list[dict]:
     return rows
 
 
-def improvement_rows(scores: dict) -> list[dict]:
-    """P(X > Y) over the tasks both algorithms ran, for every ordered pair."""
+def improvement_rows(scores: dict, lower_is_better: bool = False) -> list[dict]:
+    """P(X > Y) over the tasks both algorithms ran, for every ordered pair; P(X < Y) where lower is better
+    (a gap)."""
+    sign = -1 if lower_is_better else 1
     rows = []
     for x, x_tasks in scores.items():
         for y, y_tasks in scores.items():
             shared = sorted(set(x_tasks) & set(y_tasks))
             if x == y or not shared:
                 continue
-            xs, ys = [x_tasks[t] for t in shared], [y_tasks[t] for t in shared]
+            xs, ys = [sign * x_tasks[t] for t in shared], [sign * y_tasks[t] for t in shared]
             value = float(probability_of_improvement(xs, ys))
             rows.append({"x": x, "y": y, "tasks": len(shared),
                          "p": (value, *stratified_bootstrap(probability_of_improvement, xs, ys, reps=BOOTSTRAP_REPS))})
@@ -145,8 +148,9 @@ def write_report(paths: list[Path], out_dir: Path, echo: bool = False) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     grouped = groups(runs)
     finals = final_rows(grouped)
-    scores = task_scores(grouped)
+    scores, gaps = task_scores(grouped), task_scores(grouped, "gap_score")
     aggregates, improvements = aggregate_rows(scores), improvement_rows(scores)
+    gap_aggregates, gap_improvements = aggregate_rows(gaps), improvement_rows(gaps, lower_is_better=True)
     looks = plots.styles([r.label for r in runs])
     titles = sections.task_titles(list(grouped))
 
@@ -165,6 +169,7 @@ def write_report(paths: list[Path], out_dir: Path, echo: bool = False) -> Path:
     sections.final_returns(doc, finals, looks, titles, out_dir)
     curves = sections.learning_curves(doc, runs, grouped, looks, titles, out_dir)
     sections.aggregates(doc, aggregates, improvements, list(AGGREGATES), looks, out_dir)
+    sections.gap_aggregates(doc, gap_aggregates, gap_improvements, list(AGGREGATES), looks, out_dir)
     probes.robustness(doc, runs, looks, titles, out_dir)
     probes.tsne(doc, runs, titles, out_dir)
     sections.runs_table(doc, runs)
@@ -175,7 +180,8 @@ def write_report(paths: list[Path], out_dir: Path, echo: bool = False) -> Path:
         "runs": [{"path": str(r.path), "game": r.cfg.env.game, "mode": r.cfg.env.mode, "algorithm": r.label,
                   "seed": r.cfg.seed, "done": r.done, "step": r.final_step, "test_return": r.final_test,
                   "train_return": r.final_train, "test_score": r.score, **r.extras} for r in runs],
-        "labels": used, "final": finals, "aggregates": aggregates, "improvement": improvements, "curves": curves,
+        "labels": used, "final": finals, "aggregates": aggregates, "improvement": improvements,
+        "gap_aggregates": gap_aggregates, "gap_improvement": gap_improvements, "curves": curves,
         "skipped": skipped, "duplicates": repeated,
     }))
     if echo:

@@ -90,8 +90,8 @@ def aggregates(doc: Document, rows: list[dict], improvements: list[dict], metric
     if not rows:
         doc.paragraph("No task has normalisation constants, so there are no aggregate scores.")
         return
-    doc.paragraph("Min-max normalised test scores (Procgen constants for the mode), rliable's definitions: mean "
-                  "and median over tasks of per-task mean scores, IQM of all runs pooled.")
+    doc.paragraph("Min-max normalised test scores (Procgen constants for the mode; MiniGrid 0 to 1), rliable's "
+                  "definitions: mean and median over tasks of per-task mean scores, IQM of all runs pooled.")
     doc.table(["algorithm", "tasks", "runs", "mean", "median", "IQM"],
               [[a["algorithm"], a["tasks"], a["runs"], *(fmt(*a[k], digits=3) for k in metrics)] for a in rows])
     if improvements:
@@ -101,6 +101,25 @@ def aggregates(doc: Document, rows: list[dict], improvements: list[dict], metric
                   [[p["x"], p["y"], p["tasks"], fmt(*p["p"], digits=3)] for p in improvements])
     doc.image(plots.aggregate_intervals(rows, metrics, looks, out_dir / "aggregates.png"),
               "Aggregate normalised test scores: point estimate (tick) and 95% stratified-bootstrap interval (bar).")
+
+
+def gap_aggregates(doc: Document, rows: list[dict], improvements: list[dict], metrics: list[str], looks: Looks,
+                   out_dir: Path) -> None:
+    """The train-test gap (final train return - final test return, normalised), aggregated as the scores are."""
+    if not rows:
+        return
+    doc.heading("Aggregate normalised train-test gap")
+    doc.paragraph("The final train-seed return minus the test-seed return of each run, on the normalised scale; "
+                  "smaller means the policy does as well on unseen levels as on its training levels.")
+    doc.table(["algorithm", "tasks", "runs", "mean", "median", "IQM"],
+              [[a["algorithm"], a["tasks"], a["runs"], *(fmt(*a[k], digits=3) for k in metrics)] for a in rows])
+    if improvements:
+        doc.paragraph("P(X < Y): chance that a run of X has a smaller gap than a run of Y on a task (ties count "
+                      "1/2), averaged over the tasks both ran.")
+        doc.table(["X", "Y", "tasks", "P(gap X < gap Y)"],
+                  [[p["x"], p["y"], p["tasks"], fmt(*p["p"], digits=3)] for p in improvements])
+    doc.image(plots.aggregate_intervals(rows, metrics, looks, out_dir / "gap-aggregates.png", "normalised gap"),
+              "Aggregate normalised train-test gap: point estimate (tick) and 95% stratified-bootstrap interval (bar).")
 
 
 def runs_table(doc: Document, runs: list[Run]) -> None:

@@ -202,6 +202,8 @@ def host_bytes_per_env(cfg: EnvConfig) -> int:
 
 def score_range(cfg: EnvConfig) -> tuple[float, float] | None:
     """(R_min, R_max) for min-max normalised scores, or None where none is defined."""
+    if cfg.game.startswith("MiniGrid-"):
+        return 0.0, 1.0  # MiniGrid's one reward, 1 - 0.9 t / max_steps, comes at the goal
     return procgen.SCORE_RANGES.get(cfg.mode, {}).get(cfg.game)
 
 
