@@ -40,8 +40,8 @@ def autocast(amp: str, device: torch.device):
 
 def cpu_bf16() -> str:
     """How this CPU computes bfloat16: 'native' (oneDNN's kernels on AVX512_BF16 or AMX-BF16 instructions),
-    'emulated' (oneDNN's kernels on plain AVX-512), or 'fallback' (no oneDNN bf16 kernels, below AVX-512:
-    ATen's scalar path, measured 11x slower than float32 on the IMPALA network, docs/results/cpu)."""
+    'emulated' (oneDNN's kernels on plain AVX-512, or with oneDNN capped below bf16 by ONEDNN_MAX_CPU_ISA), or
+    'fallback' (no oneDNN bf16 kernels, below AVX-512: ATen's own path)."""
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return "fallback"
     try:
@@ -49,15 +49,22 @@ def cpu_bf16() -> str:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         flags = []
-    return "native" if {"avx512_bf16", "amx_bf16"} & set(flags) else "emulated"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    capped = cap not in ("ALL", "DEFAULT") and not any(isa in cap for isa in ("BF16", "AMX", "AVX10"))
+    return "native" if {"avx512_bf16", "amx_bf16"} & set(flags) and not capped else "emulated"
+
+
+# bf16 against float32, PPO on StarPilot, on one AVX-512 CPU with oneDNN capped (docs/results/cpu)
+BF16_COST = {"emulated": "about 2x slower", "fallback": "about 11x slower"}
 
 
 def bf16_warning(amp: str, device: torch.device) -> str | None:
-    """A warning for ``perf.amp`` bf16 on a CPU where it is far slower than float32."""
-    if amp != "bf16" or device.type != "cpu" or cpu_bf16() != "fallback":
+    """A warning for ``perf.amp`` bf16 on a CPU without native bf16, where it is slower than float32."""
+    kind = cpu_bf16() if amp == "bf16" and device.type == "cpu" else "native"
+    if kind == "native":
         return None
-    return ("--perf.amp bf16 on this CPU has no oneDNN bf16 kernels (they need AVX-512) and runs about 11x slower "
-            "than float32; --perf.amp none is faster here")
+    return (f"--perf.amp bf16 on this CPU is {kind} (no AVX512_BF16 or AMX instructions for oneDNN) and runs "
+            f"{BF16_COST[kind]} than float32; --perf.amp none is faster here")
 
 
 def configure_backends(tf32: bool) -> None:
