@@ -143,19 +143,30 @@ def run_table(runs: list[dict]) -> list[str]:
     return lines
 
 
-def game_table(runs: list[dict]) -> list[str]:
-    lines = ["| game | algorithm | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
-             "published at 1M |", "|---|---|---|---|---|---|---|"]
+def precision(run: dict) -> str:
+    return {"none": "float32"}.get(run["cfg"]["perf"]["amp"], run["cfg"]["perf"]["amp"])
+
+
+def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
+    """One row per game and algorithm, with the published numbers; or per game and ``kind`` "precision",
+    with the speed."""
+    name_of, last = (lambda r: r["algo"], "published at 1M") if kind == "algorithm" else (precision, "env steps/s")
+    lines = [f"| game | {kind} | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
+             f"{last} |", "|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
     for r in runs:
         if r["final"]:
-            grouped[r["game"], r["algo"]].append(r)
+            grouped[r["game"], name_of(r)].append(r)
     order = {f"MinAtar/{g}-v1": i for i, g in enumerate(MINATAR_GAMES)}
-    for (game, algo), rs in sorted(grouped.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] != "ppo")):
-        published = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
-        lines.append(f"| {game.removeprefix('MinAtar/')} | {algo} | {len(rs)} | "
+    for (game, name), rs in sorted(grouped.items(),
+                                   key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] not in ("ppo", "float32"))):
+        if kind == "algorithm":
+            extra = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
+        else:
+            extra = f"{np.mean([r['sps'] for r in rs]):,.0f}"
+        lines.append(f"| {game.removeprefix('MinAtar/')} | {name} | {len(rs)} | "
                      f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
-                     f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {published} |")
+                     f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {extra} |")
     return lines
 
 
@@ -199,20 +210,6 @@ def procgen_table(runs: list[dict]) -> list[str]:
         final = f"{_num(f['eval/test_return'])}, {_num(f['eval/train_return'])}" if f else "(not finished)"
         lines.append(f"| {r['name']} | {r['algo']} | {r['seed']} | {r['steps']:,} | {_num(last_episodes(r, 5e5))} | "
                      f"{_num(last_episodes(r, 1e6))} | {final} | {r['update_s'] / 60:.0f} min | {r['sps']:,.0f} |")
-    return lines
-
-
-def precision_table(runs: list[dict]) -> list[str]:
-    lines = ["| game | precision | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
-             "env steps/s |", "|---|---|---|---|---|---|---|"]
-    grouped = defaultdict(list)
-    for r in runs:
-        grouped[r["game"], r["cfg"]["perf"]["amp"]].append(r)
-    for (game, amp), rs in sorted(grouped.items()):
-        lines.append(f"| {game.removeprefix('MinAtar/')} | {'float32' if amp == 'none' else amp} | {len(rs)} | "
-                     f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
-                     f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | "
-                     f"{np.mean([r['sps'] for r in rs]):,.0f} |")
     return lines
 
 
@@ -300,11 +297,10 @@ def main(out: Path, add: list[Path]) -> None:
     if precision:
         games = {r["game"] for r in precision}
         both = precision + [r for r in study if r["algo"] == "ppo" and r["game"] in games and r["final"]]
-        label = {"none": "ppo float32", "bf16": "ppo bf16"}
-        curves({g: _by([r for r in both if r["game"] == g], lambda r: label[r["cfg"]["perf"]["amp"]])
+        curves({g: _by([r for r in both if r["game"] == g], lambda r: f"ppo {precision(r)}")
                 for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
                out / "precision-minatar.png", published=False)
-        sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *precision_table(both)]
+        sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
     if pilot:
         sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot)]
     if minigrid:

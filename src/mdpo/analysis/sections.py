@@ -84,42 +84,48 @@ def learning_curves(doc: Document, runs: list[Run], grouped: dict, looks: Looks,
     return bands
 
 
-def aggregates(doc: Document, rows: list[dict], improvements: list[dict], metrics: list[str], looks: Looks,
-               out_dir: Path) -> None:
-    doc.heading("Aggregate normalised test scores")
+# what the aggregate sections say of each aggregated number: the normalised test score and train-test gap
+AGGREGATED = {
+    "score": {
+        "heading": "Aggregate normalised test scores",
+        "intro": "Min-max normalised test scores (Procgen constants for the mode; MiniGrid 0 to 1), rliable's "
+                 "definitions: mean and median over tasks of per-task mean scores, IQM of all runs pooled.",
+        "improvement": "Probability of improvement P(X > Y): chance that a run of X beats a run of Y on a task "
+                       "(ties count 1/2), averaged over the tasks both ran.",
+        "p": "P(X > Y)", "file": "aggregates.png", "axis": "normalised score",
+    },
+    "gap": {
+        "heading": "Aggregate normalised train-test gap",
+        "intro": "The final train-seed return minus the test-seed return of each run, on the normalised scale, "
+                 "aggregated as the scores are; smaller means the policy does as well on unseen levels as on its "
+                 "training levels.",
+        "improvement": "P(X < Y): chance that a run of X has a smaller gap than a run of Y on a task (ties count "
+                       "1/2), averaged over the tasks both ran.",
+        "p": "P(gap X < gap Y)", "file": "gap-aggregates.png", "axis": "normalised gap",
+    },
+}
+
+
+def aggregates(doc: Document, what: str, rows: list[dict], improvements: list[dict], metrics: list[str],
+               looks: Looks, out_dir: Path) -> None:
+    """Mean, median and IQM with intervals, the probability of improvement, and their figure, of ``what``
+    (a key of ``AGGREGATED``); the gap's section is left out where there are no scores."""
+    text = AGGREGATED[what]
+    if not rows and what == "gap":
+        return
+    doc.heading(text["heading"])
     if not rows:
         doc.paragraph("No task has normalisation constants, so there are no aggregate scores.")
         return
-    doc.paragraph("Min-max normalised test scores (Procgen constants for the mode; MiniGrid 0 to 1), rliable's "
-                  "definitions: mean and median over tasks of per-task mean scores, IQM of all runs pooled.")
+    doc.paragraph(text["intro"])
     doc.table(["algorithm", "tasks", "runs", "mean", "median", "IQM"],
               [[a["algorithm"], a["tasks"], a["runs"], *(fmt(*a[k], digits=3) for k in metrics)] for a in rows])
     if improvements:
-        doc.paragraph("Probability of improvement P(X > Y): chance that a run of X beats a run of Y on a task "
-                      "(ties count 1/2), averaged over the tasks both ran.")
-        doc.table(["X", "Y", "tasks", "P(X > Y)"],
+        doc.paragraph(text["improvement"])
+        doc.table(["X", "Y", "tasks", text["p"]],
                   [[p["x"], p["y"], p["tasks"], fmt(*p["p"], digits=3)] for p in improvements])
-    doc.image(plots.aggregate_intervals(rows, metrics, looks, out_dir / "aggregates.png"),
-              "Aggregate normalised test scores: point estimate (tick) and 95% stratified-bootstrap interval (bar).")
-
-
-def gap_aggregates(doc: Document, rows: list[dict], improvements: list[dict], metrics: list[str], looks: Looks,
-                   out_dir: Path) -> None:
-    """The train-test gap (final train return - final test return, normalised), aggregated as the scores are."""
-    if not rows:
-        return
-    doc.heading("Aggregate normalised train-test gap")
-    doc.paragraph("The final train-seed return minus the test-seed return of each run, on the normalised scale; "
-                  "smaller means the policy does as well on unseen levels as on its training levels.")
-    doc.table(["algorithm", "tasks", "runs", "mean", "median", "IQM"],
-              [[a["algorithm"], a["tasks"], a["runs"], *(fmt(*a[k], digits=3) for k in metrics)] for a in rows])
-    if improvements:
-        doc.paragraph("P(X < Y): chance that a run of X has a smaller gap than a run of Y on a task (ties count "
-                      "1/2), averaged over the tasks both ran.")
-        doc.table(["X", "Y", "tasks", "P(gap X < gap Y)"],
-                  [[p["x"], p["y"], p["tasks"], fmt(*p["p"], digits=3)] for p in improvements])
-    doc.image(plots.aggregate_intervals(rows, metrics, looks, out_dir / "gap-aggregates.png", "normalised gap"),
-              "Aggregate normalised train-test gap: point estimate (tick) and 95% stratified-bootstrap interval (bar).")
+    doc.image(plots.aggregate_intervals(rows, metrics, looks, out_dir / text["file"], text["axis"]),
+              f"{text['heading']}: point estimate (tick) and 95% stratified-bootstrap interval (bar).")
 
 
 def runs_table(doc: Document, runs: list[Run]) -> None:
