@@ -36,3 +36,6 @@ def test_the_procgen_statistic_is_the_mean_of_the_last_episodes():
     assert report.last_episodes(run, 300, episodes=5) == pytest.approx((4 * 3 + 1 * 2) / 5)
     assert report.last_episodes(run, 300, episodes=100) == pytest.approx((4 * 3 + 2 * 2 + 10 * 1) / 16)
     assert math.isnan(report.last_episodes(run, 1000))
+    at = [report.last_episodes(run, step) for step in (100, 200, 300)]
+    assert report.around(run, 200, width=100) == pytest.approx(sum(at) / 3)
+    assert report.around(run, 300, width=50) == pytest.approx(at[2])
