@@ -4,6 +4,8 @@
 #   minigrid   PPO and MDPO on a MiniGrid train/test split (the `minigrid` preset)
 #   pilot      PPO on MiniGrid tasks ($PILOT_TASKS) with few training layouts ($PILOT_LEVELS), tested on unseen
 #              ones: where does PPO overfit (issue 28)?
+#   generalization  PPO, MDPO and PPO at 2x width on the pilot's task ($GEN_TASK, $GEN_LEVELS training layouts,
+#              $GEN_STEPS env steps per agent), tested on unseen layouts (issue 28; report: `mdpo report`)
 #   precision  PPO on MinAtar's Breakout and SpaceInvaders in bf16 (`--perf.amp bf16`), beside the minatar
 #              study's float32 runs: does bf16 learn the same?
 #   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
@@ -31,6 +33,9 @@ MINIGRID_STEPS=${MINIGRID_STEPS:-300000}
 PILOT_TASKS=${PILOT_TASKS:-"FourRooms DoorKey-8x8"}
 PILOT_LEVELS=${PILOT_LEVELS:-"10 50 200"}
 PILOT_STEPS=${PILOT_STEPS:-500000}
+GEN_TASK=${GEN_TASK:-FourRooms}
+GEN_LEVELS=${GEN_LEVELS:-10}
+GEN_STEPS=${GEN_STEPS:-1000000}
 
 # one line per run: name, then its `mdpo train` flags (a later --total_steps wins); seeds outermost,
 # so that every game and algorithm has a first seed before any has a second
@@ -52,6 +57,12 @@ runs() {
                             done
                         done
                     fi ;;
+                generalization)  # issue 28: PPO, MDPO, and PPO at 2x width (the paper's "just a bigger model" control)
+                    flags="--preset minigrid --env.game MiniGrid-$GEN_TASK-v0 --env.num_levels $GEN_LEVELS --seed $seed --total_steps $GEN_STEPS"
+                    echo "gen-$GEN_TASK-n$GEN_LEVELS-$algo-s$seed $flags --algo $algo"
+                    if [[ $algo == ppo ]]; then
+                        echo "gen-$GEN_TASK-n$GEN_LEVELS-ppo-wide-s$seed $flags --algo ppo --net.width 2"
+                    fi ;;
                 precision)  # the minatar study's PPO runs of Breakout and SpaceInvaders are its float32 side
                     if [[ $algo == ppo ]]; then
                         for game in Breakout SpaceInvaders; do
@@ -60,7 +71,7 @@ runs() {
                     fi ;;
                 procgen)
                     echo "procgen-starpilot-$algo-s$seed --preset cleanrl --env.game starpilot --algo $algo --seed $seed --perf.amp bf16 --checkpoint_every 5" ;;
-                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, precision or procgen)" >&2; exit 2 ;;
+                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, precision or procgen)" >&2; exit 2 ;;
             esac
         done
     done

@@ -6,7 +6,8 @@
 Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``minatar-*`` are the
 five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``precision-*``
 MinAtar PPO in bf16 (beside the study's float32 runs), ``procgen-*`` StarPilot, ``pilot-*`` the search for a
-MiniGrid task where PPO overfits, ``minigrid-*`` the MiniGrid train/test study. The training return is
+MiniGrid task where PPO overfits, ``gen-*`` the train/test study on the task it found (issue 28; drawn by
+``mdpo report`` into generalization/), ``minigrid-*`` the earlier MiniGrid train/test study. The training return is
 ``charts/episodic_return`` (the mean return of the episodes that ended in an update); a run's "last 3" is its
 mean over the last 3 updates (about 25k env steps on MinAtar); on Procgen the return at a step is the mean of
 the last 100 episodes, the statistic the Procgen authors' logs give, averaged over +-0.1M as the published points
@@ -27,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mdpo.analysis.report import write_report  # noqa: E402
 from mdpo.logger import read_metrics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "cpu"
@@ -312,6 +314,10 @@ def main(out: Path, add: list[Path]) -> None:
         sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
     if pilot:
         sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot)]
+    generalization = [runs_dir / r["name"] for r in runs if r["name"].startswith("gen-")]
+    if generalization:  # mdpo report's aggregates: IQM with stratified-bootstrap intervals, P(improvement)
+        report = write_report(generalization, out / "generalization")
+        sections += ["", f"## Generalization: PPO against MDPO ([the report]({report.relative_to(out)}))"]
     if minigrid:
         by_task: dict = defaultdict(lambda: defaultdict(list))
         for r in minigrid:
