@@ -140,7 +140,9 @@ def _num(x: float) -> str:
 
 
 def _spread(values: list[float]) -> str:
-    return f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})" if values else "-"
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "-"
+    return f"{np.mean(values):.2f} ({min(values):.2f} to {max(values):.2f})"
 
 
 def run_table(runs: list[dict]) -> list[str]:
@@ -154,14 +156,14 @@ def run_table(runs: list[dict]) -> list[str]:
     return lines
 
 
-def precision(run: dict) -> str:
+def precision_of(run: dict) -> str:
     return {"none": "float32"}.get(run["cfg"]["perf"]["amp"], run["cfg"]["perf"]["amp"])
 
 
 def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
     """One row per game and algorithm, with the published numbers; or per game and ``kind`` "precision",
-    with the speed."""
-    name_of, last = (lambda r: r["algo"], "published at 1M") if kind == "algorithm" else (precision, "env steps/s")
+    with each seed's return at 1M."""
+    name_of, last = (lambda r: r["algo"], "published at 1M") if kind == "algorithm" else (precision_of, "per seed")
     lines = [f"| game | {kind} | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
              f"{last} |", "|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
@@ -174,7 +176,7 @@ def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
         if kind == "algorithm":
             extra = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
         else:
-            extra = f"{np.mean([r['sps'] for r in rs]):,.0f}"
+            extra = ", ".join(f"{r['last3']:.2f}" for r in sorted(rs, key=lambda r: r["seed"]))
         lines.append(f"| {game.removeprefix('MinAtar/')} | {name} | {len(rs)} | "
                      f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
                      f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {extra} |")
@@ -236,13 +238,13 @@ def test_layouts_seen(game: str, levels: int) -> str:
         _, distinct, share = split_overlap(env, 0, levels)
     finally:
         env.close()
-    return f"{distinct} distinct; {share:.0%} of test seen"
+    return f"{distinct}; {share:.0%}"
 
 
 def pilot_table(runs: list[dict]) -> list[str]:
     """One row per task and number of training layouts: final evaluation on training and test seeds."""
-    lines = ["| task | training layouts | seeds | env steps | train return | test return | gap | training layouts "
-             "(test layouts also in training) | PPO overfits? |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | training layouts | seeds | env steps | train return | test return | gap | distinct training "
+             "layouts; test layouts also in training | PPO overfits? |", "|---|---|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
     for r in runs:
         if r["final"]:
@@ -308,7 +310,7 @@ def main(out: Path, add: list[Path]) -> None:
     if precision:
         games = {r["game"] for r in precision}
         both = precision + [r for r in study if r["algo"] == "ppo" and r["game"] in games and r["final"]]
-        curves({g: _by([r for r in both if r["game"] == g], lambda r: f"ppo {precision(r)}")
+        curves({g: _by([r for r in both if r["game"] == g], lambda r: f"ppo {precision_of(r)}")
                 for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
                out / "precision-minatar.png", published=False)
         sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
