@@ -67,12 +67,17 @@ def load(run: Path) -> dict:
             "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
 
 
+def _nearest(train: list[tuple[int, float]], step: float) -> int | None:
+    """The index of the update that ends nearest ``step``, or None where the run stopped before it."""
+    if not train or train[-1][0] < step * 0.98:
+        return None
+    return min(range(len(train)), key=lambda j: abs(train[j][0] - step))
+
+
 def _at(train: list[tuple[int, float]], step: float) -> float:
     """The training return around ``step``: the mean of the 3 updates that end nearest it."""
-    if not train or train[-1][0] < step * 0.98:
-        return float("nan")
-    i = min(range(len(train)), key=lambda j: abs(train[j][0] - step))
-    return float(np.mean([v for _, v in train[max(0, i - 2):i + 1]]))
+    i = _nearest(train, step)
+    return float("nan") if i is None else float(np.mean([v for _, v in train[max(0, i - 2):i + 1]]))
 
 
 def last_episodes(run: dict, step: float, episodes: int = 100) -> float:
@@ -80,9 +85,9 @@ def last_episodes(run: dict, step: float, episodes: int = 100) -> float:
     keeps it: each update's mean return weighted by its count of episodes, estimated as the update's env
     steps over their mean length (the metrics keep the mean, not the count); nan before ``step``."""
     train, batch = run["train"], run["cfg"]["env"]["num_envs"] * run["cfg"]["ppo"]["num_steps"]
-    if not train or train[-1][0] < step * 0.98:
+    end = _nearest(train, step)
+    if end is None:
         return float("nan")
-    end = min(range(len(train)), key=lambda j: abs(train[j][0] - step))
     total = weighted = 0.0
     for i in range(end, -1, -1):
         count = min(batch / run["lengths"][i], episodes - total)
@@ -95,7 +100,7 @@ def last_episodes(run: dict, step: float, episodes: int = 100) -> float:
 def around(run: dict, step: float, width: float = 1e5) -> float:
     """The published Procgen statistic at ``step``: the last-100-episodes mean return of every update within
     ``width`` of it, averaged (the reference's points average the Procgen authors' logs over +-0.1M)."""
-    if not run["train"] or run["train"][-1][0] < step * 0.98:
+    if _nearest(run["train"], step) is None:
         return float("nan")
     return float(np.mean([last_episodes(run, s) for s, _ in run["train"] if abs(s - step) <= width]))
 
@@ -228,12 +233,10 @@ def procgen_table(runs: list[dict]) -> list[str]:
 
 def test_layouts_seen(game: str, levels: int) -> str:
     """The share of sampled test layouts that are also training layouts (``mdpo.envs.levels``)."""
-    import gymnasium
-    import minigrid  # noqa: F401  (registers MiniGrid's ids)
-
+    from mdpo.envs.gym import single_env
     from mdpo.envs.levels import split_overlap
 
-    env = gymnasium.make(game)
+    env = single_env(game)
     try:
         _, distinct, share = split_overlap(env, 0, levels)
     finally:
