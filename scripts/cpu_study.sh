@@ -4,8 +4,12 @@
 #   minigrid   PPO and MDPO on a MiniGrid train/test split (the `minigrid` preset)
 #   pilot      PPO on MiniGrid tasks ($PILOT_TASKS) with few training layouts ($PILOT_LEVELS), tested on unseen
 #              ones: where does PPO overfit (issue 28)?
-#   generalization  PPO, MDPO and PPO at 2x width on the pilot's task ($GEN_TASK, $GEN_LEVELS training layouts,
-#              $GEN_STEPS env steps per agent), tested on unseen layouts (issue 28; report: `mdpo report`)
+#   generalization  PPO, PPO at 2x width (seeds $GEN_WIDE_SEEDS), MDPO, and MDPO with summed agent losses on
+#              the pilot's task ($GEN_TASK, $GEN_LEVELS training layouts, $GEN_STEPS env steps per agent),
+#              tested on unseen layouts (issue 28; report: `mdpo report`)
+#   clip       why MDPO (mean of the agents' losses, the authors') learned slower there: PPO with the gradient
+#              clip at 0.5 and at 1.0, and two-agent cohorts without distillation (alpha 0), mean and sum,
+#              $CLIP_STEPS env steps per agent
 #   precision  PPO on MinAtar's Breakout and SpaceInvaders in bf16 (`--perf.amp bf16`), beside the minatar
 #              study's float32 runs: does bf16 learn the same?
 #   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
@@ -36,6 +40,8 @@ PILOT_STEPS=${PILOT_STEPS:-500000}
 GEN_TASK=${GEN_TASK:-FourRooms}
 GEN_LEVELS=${GEN_LEVELS:-10}
 GEN_STEPS=${GEN_STEPS:-1000000}
+GEN_WIDE_SEEDS=${GEN_WIDE_SEEDS:-"1 2 3"}  # the 2x-width control's seeds (of $SEEDS)
+CLIP_STEPS=${CLIP_STEPS:-300000}
 
 # one line per run: name, then its `mdpo train` flags (a later --total_steps wins); seeds outermost,
 # so that every game and algorithm has a first seed before any has a second
@@ -57,11 +63,23 @@ runs() {
                             done
                         done
                     fi ;;
-                generalization)  # issue 28: PPO, MDPO, and PPO at 2x width (the paper's "just a bigger model" control)
+                generalization)  # issue 28: PPO, MDPO, PPO at 2x width (the paper's "just a bigger model" control),
+                    # and MDPO whose agents each take PPO's update plus distillation (cohort.reduce sum)
                     flags="--preset minigrid --env.game MiniGrid-$GEN_TASK-v0 --env.num_levels $GEN_LEVELS --seed $seed --total_steps $GEN_STEPS"
                     echo "gen-$GEN_TASK-n$GEN_LEVELS-$algo-s$seed $flags --algo $algo"
-                    if [[ $algo == ppo ]]; then
+                    if [[ $algo == ppo && " $GEN_WIDE_SEEDS " == *" $seed "* ]]; then
                         echo "gen-$GEN_TASK-n$GEN_LEVELS-ppo-wide-s$seed $flags --algo ppo --net.width 2"
+                    elif [[ $algo == mdpo ]]; then
+                        echo "gen-$GEN_TASK-n$GEN_LEVELS-mdpo-sum-s$seed $flags --algo mdpo --cohort.reduce sum"
+                    fi ;;
+                clip)  # the gradient clip, not distillation? PPO at clip 0.5 and 1.0; cohorts at alpha 0
+                    flags="--preset minigrid --env.game MiniGrid-$GEN_TASK-v0 --env.num_levels $GEN_LEVELS --seed $seed --total_steps $CLIP_STEPS"
+                    if [[ $algo == ppo ]]; then
+                        echo "clip-ppo-clip0.5-s$seed $flags --algo ppo"
+                        echo "clip-ppo-clip1-s$seed $flags --algo ppo --ppo.max_grad_norm 1.0"
+                    else
+                        echo "clip-cohort-alpha0-mean-s$seed $flags --algo mdpo --cohort.alpha 0"
+                        echo "clip-cohort-alpha0-sum-s$seed $flags --algo mdpo --cohort.alpha 0 --cohort.reduce sum"
                     fi ;;
                 precision)  # the minatar study's PPO runs of Breakout and SpaceInvaders are its float32 side
                     if [[ $algo == ppo ]]; then
@@ -71,7 +89,7 @@ runs() {
                     fi ;;
                 procgen)
                     echo "procgen-starpilot-$algo-s$seed --preset cleanrl --env.game starpilot --algo $algo --seed $seed --perf.amp bf16 --checkpoint_every 5" ;;
-                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, precision or procgen)" >&2; exit 2 ;;
+                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, clip, precision or procgen)" >&2; exit 2 ;;
             esac
         done
     done

@@ -7,7 +7,8 @@ Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``m
 five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``precision-*``
 MinAtar PPO in bf16 (beside the study's float32 runs), ``procgen-*`` StarPilot, ``pilot-*`` the search for a
 MiniGrid task where PPO overfits, ``gen-*`` the train/test study on the task it found (issue 28; drawn by
-``mdpo report`` into generalization/), ``minigrid-*`` the earlier MiniGrid train/test study. The training return is
+``mdpo report`` into generalization/), ``clip-*`` why MDPO learned slower there, ``minigrid-*`` the earlier
+MiniGrid train/test study. The training return is
 ``charts/episodic_return`` (the mean return of the episodes that ended in an update); a run's "last 3" is its
 mean over the last 3 updates (about 25k env steps on MinAtar); on Procgen the return at a step is the mean of
 the last 100 episodes, the statistic the Procgen authors' logs give, averaged over +-0.1M as the published points
@@ -57,11 +58,12 @@ def load(run: Path) -> dict:
     train = [(r["global_step"], r["charts/episodic_return"]) for r in rows if "charts/episodic_return" in r]
     lengths = [r["charts/episodic_length"] for r in rows if "charts/episodic_return" in r]
     evals = [(r["global_step"], r["eval/train_return"], r["eval/test_return"]) for r in rows if "eval/test_return" in r]
+    entropy = [(r["global_step"], r["losses/entropy"]) for r in rows if "losses/entropy" in r]
     final = json.loads((run / "eval.json").read_text())["summary"] if (run / "eval.json").exists() else None
     batch = cfg["env"]["num_envs"] * cfg["ppo"]["num_steps"]
     speeds = [r["charts/SPS"] for r in rows if r.get("charts/SPS")]
     return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
-            "train": train, "evals": evals, "final": final, "steps": train[-1][0] if train else 0,
+            "train": train, "evals": evals, "entropy": entropy, "final": final, "steps": train[-1][0] if train else 0,
             "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
             "at_half": _at(train, 5e5), "lengths": lengths,
             "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
@@ -264,6 +266,29 @@ def pilot_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def clip_table(runs: list[dict]) -> list[str]:
+    """One row per setting of the clip diagnosis: what each agent's update is, the gradient clip as it acts
+    on PPO's scale of gradient (a cohort's mean hands each agent 1/K of its gradient), policy entropy and
+    training return along the way, and the final evaluation."""
+    lines = ["| setting | agents | alpha | agents' losses | max_grad_norm | clip on PPO's gradient scale | seeds | "
+             "policy entropy at 0.15M | at 0.3M | training return at 0.3M | final eval: train, test |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    settings = _by(runs, lambda r: r["name"].rsplit("-s", 1)[0].removeprefix("clip-"))
+    for name, rs in sorted(settings.items(), key=lambda kv: (kv[1][0]["algo"] != "ppo", kv[0])):
+        cohort, clip = rs[0]["cfg"]["cohort"], rs[0]["cfg"]["ppo"]["max_grad_norm"]
+        k, reduce = cohort["num_agents"], cohort.get("reduce", "mean")
+        effective = clip * k if reduce == "mean" else clip
+        finals = [r["final"] for r in rs if r["final"]]
+        final = (f"{np.mean([f['eval/train_return'] for f in finals]):.2f}, "
+                 f"{np.mean([f['eval/test_return'] for f in finals]):.2f}") if finals else "-"
+        alpha, reduce = (f"{cohort['alpha']:g}", reduce) if k > 1 else ("-", "-")
+        along = [_spread([_at(r[key], step) for r in rs]) for key, step in
+                 (("entropy", 1.5e5), ("entropy", 3e5), ("train", 3e5))]
+        lines.append(f"| {name} | {k} | {alpha} | {reduce} | {clip:g} | {effective:g} | {len(rs)} | "
+                     f"{' | '.join(along)} | {final} |")
+    return lines
+
+
 def _by(runs: list[dict], label) -> dict[str, list[dict]]:
     """Runs grouped by ``label(run)``."""
     out = defaultdict(list)
@@ -293,6 +318,7 @@ def main(out: Path, add: list[Path]) -> None:
     precision = [r for r in runs if r["name"].startswith("precision-")]
     procgen = [r for r in runs if r["name"].startswith("procgen-")]
     pilot = [r for r in runs if r["name"].startswith("pilot-")]
+    clip = [r for r in runs if r["name"].startswith("clip-")]
     sections = []
     if procgen:
         curves({"starpilot": _by(procgen, lambda r: r["algo"])}, "train", {"": (1, "-")},
@@ -323,6 +349,8 @@ def main(out: Path, add: list[Path]) -> None:
     if generalization:  # mdpo report's aggregates: IQM with stratified-bootstrap intervals, P(improvement)
         report = write_report(generalization, out / "generalization")
         sections += ["", f"## Generalization: PPO against MDPO ([the report]({report.relative_to(out)}))"]
+    if clip:
+        sections += ["", "## MDPO's slow start on FourRooms: distillation or the gradient clip?", "", *clip_table(clip)]
     if minigrid:
         by_task: dict = defaultdict(lambda: defaultdict(list))
         for r in minigrid:

@@ -4,7 +4,7 @@ from torch import nn
 
 from mdpo.augment import AUGMENTATIONS
 from mdpo.nets import ActorCritic
-from mdpo.optimize import LossStats, cohort_loss, drac_term
+from mdpo.optimize import LossStats, cohort_loss, drac_term, minibatch_step
 from mdpo.resolve import resolve
 from mdpo.rollout import Batch
 
@@ -59,6 +59,37 @@ def test_cohort_loss_is_mean_of_agent_losses_plus_alpha_kl():
     with_kl, stats = cohort_loss(agents, mb, cfg1, cfg1.cohort.alpha)
     # loss = mean_i (base_i + alpha * KL_i)
     assert with_kl.item() == pytest.approx(base.item() + stats.distill.mean().item(), rel=1e-5)
+
+
+def _two_adam_steps(agents, cfg, mb):
+    optimizer = torch.optim.Adam(agents.parameters(), lr=1e-3, eps=cfg.ppo.adam_eps)
+    for _ in range(2):
+        minibatch_step(agents, optimizer, mb, cfg, torch.Generator().manual_seed(0), cfg.cohort.alpha, None)
+    return torch.cat([p.detach().flatten() for p in agents[0].parameters()])
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_without_distillation_a_summed_cohort_updates_each_agent_as_ppo_does(reduce):
+    # Agent 0 of a two-agent cohort (alpha 0) starts as the PPO agent and learns from the same minibatch.
+    # The clip is set where it binds for PPO's gradient but not for half of it (the mean's): the sum takes
+    # PPO's two Adam steps exactly, the mean takes others.
+    mb = _minibatch(m=16)._replace(advantages=torch.randn(2, 16, generator=torch.Generator().manual_seed(2)))
+    single = mb._replace(**{f: getattr(mb, f)[:1] for f in mb._fields})
+    ppo_cfg = resolve("smoke", "ppo", {"perf.micro_batch": 0})
+    probe = _cohort(1)
+    cohort_loss(probe, single, ppo_cfg, 0.0)[0].backward()
+    clip = 0.75 * torch.cat([p.grad.flatten() for p in probe.parameters()]).norm().item()
+    ppo_cfg = resolve("smoke", "ppo", {"perf.micro_batch": 0, "ppo.max_grad_norm": clip})
+    cohort_cfg = resolve("smoke", "mdpo", {"perf.micro_batch": 0, "ppo.max_grad_norm": clip, "cohort.alpha": 0.0,
+                                           "cohort.reduce": reduce})
+    ppo = _two_adam_steps(_cohort(1), ppo_cfg, single)
+    cohort = _cohort(2)
+    cohort[0].load_state_dict(_cohort(1)[0].state_dict())
+    member = _two_adam_steps(cohort, cohort_cfg, mb)
+    if reduce == "sum":
+        torch.testing.assert_close(member, ppo, rtol=0, atol=1e-6)
+    else:
+        assert (member - ppo).abs().max() > 1e-4
 
 
 def test_single_agent_has_no_distillation_term():

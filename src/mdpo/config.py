@@ -84,6 +84,9 @@ class CohortConfig:
     distill: str = _f("kl", "distillation loss between peers (see mdpo.distill.DISTILL_LOSSES)")
     alpha: float = _f(1.0, "weight of the distillation term")
     detach_peer: bool = _f(False, "stop gradients through the peer (classic DML); the paper does not")
+    reduce: str = _f("mean", "how the agents' losses add up: mean (the authors': each agent's gradient is 1/K of "
+                             "its loss's, so the per-agent clip at ppo.max_grad_norm binds as a K-times larger "
+                             "one would in PPO) or sum (each agent's gradient is its loss's, as in PPO)")
     temperature: float = _f(1.0, "distil softened policies (logits / T), loss scaled by T^2")
     alpha_warmup: int = _f(0, "ramp alpha linearly from 0 over this many updates (0 = constant)")
     peer_target: str = _f("each", "each: average the loss over peers (DML); mean: distil towards the "

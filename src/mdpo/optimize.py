@@ -7,6 +7,11 @@ where s_i is agent i's own minibatch and D the distillation loss (KL(pi_j || pi_
 with gradients reaching the peer j too unless ``detach_peer``. ``peer_target`` swaps the average over
 peers for the peers' average policy, or for a one-way teacher (the best recent agent).
 
+The mean over agents is the authors'. Adam does not see a gradient's scale, but the gradient clip
+does: it is applied per agent, to 1/K of the agent's own gradient, so it binds only where PPO's would
+at K times the norm. ``reduce=sum`` adds the agents' losses instead: each agent's update is then the
+one PPO would make (with alpha 0, exactly), and MDPO differs from PPO by distillation alone.
+
 Micro-batching (``perf.micro_batch``): a minibatch's loss and gradients are computed in chunks of
 frames and the gradients accumulated, so peak memory scales with the chunk. It is the same update:
 what needs the whole minibatch (valid counts, advantage normalisation, DrAC's random augmentations)
@@ -160,7 +165,8 @@ def chunk_loss(agents: nn.ModuleList, chunk: Minibatch, cfg: Config, alpha: floa
             approx_kl = masked_mean((log_ratio.exp() - 1) - log_ratio, valid, count)
             clipfrac = masked_mean(((log_ratio.exp() - 1).abs() > p.clip_coef).float(), valid, count)
             stats.append(torch.stack([pg, vl, ent, approx_kl, clipfrac, dl, drac]).detach())
-    return torch.stack(losses).mean(), LossStats.of(torch.stack(stats))
+    combined = torch.stack(losses)
+    return (combined.sum() if cfg.cohort.reduce == "sum" else combined.mean()), LossStats.of(torch.stack(stats))
 
 
 def cohort_loss(agents: nn.ModuleList, mb: Batch, cfg: Config, alpha: float, teacher: int | None = None,

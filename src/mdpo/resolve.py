@@ -23,6 +23,7 @@ from mdpo.runtime import device_type
 PEER_TARGETS = ("each", "mean", "best")
 VECTORIZATIONS = ("sync", "async")
 LEVEL_SPLITS = ("shared", "disjoint")
+REDUCTIONS = ("mean", "sum")
 AMP_MODES = ("none", "bf16")
 
 
@@ -107,6 +108,7 @@ def validate(cfg: Config) -> None:
                "cohort.distill": (cfg.cohort.distill, tuple(DISTILL_LOSSES)),
                "cohort.peer_target": (cfg.cohort.peer_target, PEER_TARGETS),
                "cohort.level_split": (cfg.cohort.level_split, LEVEL_SPLITS),
+               "cohort.reduce": (cfg.cohort.reduce, REDUCTIONS),
                "perf.amp": (cfg.perf.amp, AMP_MODES),
                "env.vectorization": (cfg.env.vectorization, VECTORIZATIONS),
                "net.encoder": (cfg.net.encoder, ("auto", *ENCODERS)),
