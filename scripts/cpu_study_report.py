@@ -253,8 +253,8 @@ def pilot_table(runs: list[dict]) -> list[str]:
     grouped = defaultdict(list)
     for r in runs:
         if r["final"]:
-            grouped[r["game"], r["cfg"]["env"]["num_levels"]].append(r)
-    for (game, levels), rs in sorted(grouped.items()):
+            grouped[r["game"], r["cfg"]["env"]["num_levels"], r["steps"]].append(r)
+    for (game, levels, _), rs in sorted(grouped.items()):
         train = [r["final"]["eval/train_return"] for r in rs]
         test = [r["final"]["eval/test_return"] for r in rs]
         gap = [a - b for a, b in zip(train, test)]
@@ -343,9 +343,11 @@ def main(out: Path, add: list[Path]) -> None:
                 for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
                out / "precision-minatar.png", published=False)
         sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
-    if pilot:
-        sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot)]
     generalization = [runs_dir / r["name"] for r in runs if r["name"].startswith("gen-")]
+    if pilot:  # with the study's PPO runs (its seeds, its budget) as the last word on its task
+        study_ppo = [r for r in runs if r["name"].startswith("gen-") and r["algo"] == "ppo"
+                     and r["cfg"]["net"]["width"] == 1]
+        sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot + study_ppo)]
     if generalization:  # mdpo report's aggregates: IQM with stratified-bootstrap intervals, P(improvement)
         report = write_report(generalization, out / "generalization")
         sections += ["", f"## Generalization: PPO against MDPO ([the report]({report.relative_to(out)}))"]
