@@ -135,6 +135,6 @@ PY
         kill -TERM -- "-$(cat "$OUT_DIR/$STUDY.pid")" 2>/dev/null || true
         ;;
     *)
-        sed -n '2,24p' "$0"; exit 2
+        sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2
         ;;
 esac
