@@ -318,6 +318,7 @@ def main(out: Path, add: list[Path]) -> None:
     precision = [r for r in runs if r["name"].startswith("precision-")]
     procgen = [r for r in runs if r["name"].startswith("procgen-")]
     pilot = [r for r in runs if r["name"].startswith("pilot-")]
+    generalization = [r for r in runs if r["name"].startswith("gen-")]
     clip = [r for r in runs if r["name"].startswith("clip-")]
     sections = []
     if procgen:
@@ -343,13 +344,11 @@ def main(out: Path, add: list[Path]) -> None:
                 for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
                out / "precision-minatar.png", published=False)
         sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
-    generalization = [runs_dir / r["name"] for r in runs if r["name"].startswith("gen-")]
     if pilot:  # with the study's PPO runs (its seeds, its budget) as the last word on its task
-        study_ppo = [r for r in runs if r["name"].startswith("gen-") and r["algo"] == "ppo"
-                     and r["cfg"]["net"]["width"] == 1]
+        study_ppo = [r for r in generalization if r["algo"] == "ppo" and r["cfg"]["net"]["width"] == 1]
         sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot + study_ppo)]
     if generalization:  # mdpo report's aggregates: IQM with stratified-bootstrap intervals, P(improvement)
-        report = write_report(generalization, out / "generalization")
+        report = write_report([runs_dir / r["name"] for r in generalization], out / "generalization")
         sections += ["", f"## Generalization: PPO against MDPO ([the report]({report.relative_to(out)}))"]
     if clip:
         sections += ["", "## MDPO's slow start on FourRooms: distillation or the gradient clip?", "", *clip_table(clip)]
