@@ -19,7 +19,9 @@
 #   STUDY=minatar bash scripts/cpu_study.sh start [JOBS]   runs every run of the study, JOBS at a time (default
 #                                            2, one torch thread each), in the background (setsid: it outlives
 #                                            the shell)
-#   bash scripts/cpu_study.sh status         one line per run: steps reached, last training return
+#   bash scripts/cpu_study.sh status         one line per run: steps logged, last training return, and whether it
+#                                            trains now, stopped or finished, with the checkpoint's step (where a
+#                                            resume starts: updates logged after it are trained again)
 #   STUDY=minatar bash scripts/cpu_study.sh stop   SIGTERM: each run finishes its update and writes a checkpoint
 #
 # Run folders live in $OUT_DIR (default runs/cpu); several studies can run at once there. A run that has a
@@ -121,13 +123,34 @@ case "${1:-}" in
         ;;
     status)
         python3 - "$OUT_DIR" <<'PY'
+import os
 import sys
 from pathlib import Path
+from mdpo.errors import MdpoError
 from mdpo.logger import read_metrics
+from mdpo.runs import CHECKPOINT, LOCK, load_checkpoint
+
+def locked(path: Path) -> bool | None:
+    """Whether a process holds an flock on ``path`` (mdpo holds its run folder's while it trains), read from
+    /proc/locks rather than by trying the lock, which could turn away a run starting at that moment."""
+    try:
+        held = Path("/proc/locks").read_text().split()
+    except OSError:
+        return None  # not Linux
+    inode = os.stat(path).st_ino if path.exists() else None
+    return inode is not None and any(f.endswith(f":{inode}") for f in held)
+
 for run in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
     rows = [r for r in read_metrics(run) if "charts/episodic_return" in r] if (run / "metrics.jsonl").exists() else []
     last = rows[-1] if rows else {}
-    state = "finished" if (run / "eval.json").exists() else "running or stopped"
+    if (run / "eval.json").exists():
+        state = "finished"
+    else:
+        try:
+            saved = f"checkpoint at {load_checkpoint(run)['global_step']:,}" if (run / CHECKPOINT).exists() else "no checkpoint"
+        except MdpoError as exc:
+            saved = str(exc)
+        state = {True: "training", False: "stopped", None: "training or stopped"}[locked(run / LOCK)] + f" ({saved})"
     print(f"{run.name:<40} {last.get('global_step', 0):>9,} steps  return {last.get('charts/episodic_return', float('nan')):7.2f}  {state}")
 PY
         ;;

@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,31 @@ def test_the_procgen_statistic_is_the_mean_of_the_last_episodes():
     at = [report.last_episodes(run, step) for step in (100, 200, 300)]
     assert report.around(run, 200, width=100) == pytest.approx(sum(at) / 3)
     assert report.around(run, 300, width=50) == pytest.approx(at[2])
+
+
+def test_study_status_tells_training_from_stopped_runs_and_names_the_resume_step(tmp_path):
+    import fcntl
+    import json
+
+    import torch
+
+    row = {"global_step": 8192, "charts/episodic_return": 2.5}
+    for name in ("a", "b", "c"):  # a trains now, b was stopped, c finished
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    for name in ("a", "b"):
+        torch.save({"global_step": 4096, "update": 1, "agents": {}, "spec": {}}, tmp_path / name / "checkpoint.pt")
+    (tmp_path / "c" / "eval.json").write_text("{}")
+
+    def status() -> dict[str, str]:
+        out = subprocess.run(["bash", str(ROOT / "scripts" / "cpu_study.sh"), "status"], check=True,
+                             env={**os.environ, "OUT_DIR": str(tmp_path)}, capture_output=True, text=True).stdout
+        return {line.split()[0]: line for line in out.splitlines()}
+
+    with open(tmp_path / "a" / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a training mdpo process holds it
+        lines = status()
+    assert lines["a"].endswith("training (checkpoint at 4,096)")
+    assert lines["b"].endswith("stopped (checkpoint at 4,096)")
+    assert lines["c"].endswith("finished") and "8,192 steps" in lines["c"]
+    assert status()["a"].endswith("stopped (checkpoint at 4,096)")  # the lock went with its holder
