@@ -10,6 +10,9 @@
 #   clip       why MDPO (mean of the agents' losses, the authors') learned slower there: PPO with the gradient
 #              clip at 0.5 and at 1.0, and two-agent cohorts without distillation (alpha 0), mean and sum,
 #              $CLIP_STEPS env steps per agent
+#   reduce     MDPO with summed agent losses (`--cohort.reduce sum`) on the MinAtar games ($REDUCE_GAMES) where
+#              the authors' MDPO (losses averaged) lags PPO: is it the looser gradient clip there too? With, on
+#              seeds $REDUCE_CONTROL_SEEDS, the same cohort without distillation (alpha 0): two PPO agents
 #   precision  PPO on MinAtar's Breakout and SpaceInvaders in bf16 (`--perf.amp bf16`), beside the minatar
 #              study's float32 runs: does bf16 learn the same?
 #   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
@@ -44,6 +47,8 @@ GEN_LEVELS=${GEN_LEVELS:-10}
 GEN_STEPS=${GEN_STEPS:-1000000}
 GEN_WIDE_SEEDS=${GEN_WIDE_SEEDS:-"1 2 3"}  # the 2x-width control's seeds (of $SEEDS)
 CLIP_STEPS=${CLIP_STEPS:-300000}
+REDUCE_GAMES=${REDUCE_GAMES:-"Freeway Breakout"}
+REDUCE_CONTROL_SEEDS=${REDUCE_CONTROL_SEEDS:-"1 2 3"}  # the alpha-0 control's seeds (of $SEEDS)
 
 # one line per run: name, then its `mdpo train` flags (a later --total_steps wins); seeds outermost,
 # so that every game and algorithm has a first seed before any has a second
@@ -83,6 +88,16 @@ runs() {
                         echo "clip-cohort-alpha0-mean-s$seed $flags --algo mdpo --cohort.alpha 0"
                         echo "clip-cohort-alpha0-sum-s$seed $flags --algo mdpo --cohort.alpha 0 --cohort.reduce sum"
                     fi ;;
+                reduce)  # beside the minatar study's PPO and MDPO (mean) runs of the same games and seeds
+                    if [[ $algo == mdpo ]]; then
+                        for game in $REDUCE_GAMES; do
+                            flags="--preset minatar --env.game MinAtar/$game-v1 --algo mdpo --cohort.reduce sum --seed $seed"
+                            echo "reduce-$game-mdpo-sum-s$seed $flags"
+                            if [[ " $REDUCE_CONTROL_SEEDS " == *" $seed "* ]]; then
+                                echo "reduce-$game-cohort-alpha0-sum-s$seed $flags --cohort.alpha 0"
+                            fi
+                        done
+                    fi ;;
                 precision)  # the minatar study's PPO runs of Breakout and SpaceInvaders are its float32 side
                     if [[ $algo == ppo ]]; then
                         for game in Breakout SpaceInvaders; do
@@ -91,7 +106,7 @@ runs() {
                     fi ;;
                 procgen)
                     echo "procgen-starpilot-$algo-s$seed --preset cleanrl --env.game starpilot --algo $algo --seed $seed --perf.amp bf16 --checkpoint_every 5" ;;
-                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, clip, precision or procgen)" >&2; exit 2 ;;
+                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, clip, reduce, precision or procgen)" >&2; exit 2 ;;
             esac
         done
     done

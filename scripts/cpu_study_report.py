@@ -167,10 +167,23 @@ def precision_of(run: dict) -> str:
     return {"none": "float32"}.get(run["cfg"]["perf"]["amp"], run["cfg"]["perf"]["amp"])
 
 
+def losses_of(run: dict) -> str:
+    """PPO, or MDPO with its agents' losses averaged (the authors', and the only form before ``cohort.reduce``)
+    or summed; a cohort without distillation (alpha 0) is named so."""
+    cohort = run["cfg"]["cohort"]
+    if run["algo"] == "ppo":
+        return "ppo"
+    name = run["algo"] if cohort["alpha"] else f"{cohort['num_agents']} agents, alpha 0"
+    return f"{name} ({cohort.get('reduce', 'mean')})"
+
+
+LABELS = {"algorithm": lambda r: r["algo"], "precision": precision_of, "agents' losses": losses_of}
+
+
 def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
-    """One row per game and algorithm, with the published numbers; or per game and ``kind`` "precision",
+    """One row per game and algorithm, with the published numbers; or per game and another ``LABELS`` kind,
     with each seed's return at 1M."""
-    name_of, last = (lambda r: r["algo"], "published at 1M") if kind == "algorithm" else (precision_of, "per seed")
+    name_of, last = LABELS[kind], "published at 1M" if kind == "algorithm" else "per seed"
     lines = [f"| game | {kind} | seeds | training return at 0.5M | at 1M, mean (min-max) | final eval, mean | "
              f"{last} |", "|---|---|---|---|---|---|---|"]
     grouped = defaultdict(list)
@@ -316,6 +329,7 @@ def main(out: Path, add: list[Path]) -> None:
     ablation = [r for r in runs if r["name"].startswith("ablation-")]
     minigrid = [r for r in runs if r["name"].startswith("minigrid-")]
     precision = [r for r in runs if r["name"].startswith("precision-")]
+    reduce = [r for r in runs if r["name"].startswith("reduce-")]
     procgen = [r for r in runs if r["name"].startswith("procgen-")]
     pilot = [r for r in runs if r["name"].startswith("pilot-")]
     generalization = [r for r in runs if r["name"].startswith("gen-")]
@@ -344,6 +358,13 @@ def main(out: Path, add: list[Path]) -> None:
                 for g in sorted(games)}, "train", {"": (1, "-")}, "training return (per update, smoothed)",
                out / "precision-minatar.png", published=False)
         sections += ["", "## float32 and bf16: MinAtar PPO, 1M env steps", "", *game_table(both, "precision")]
+    if reduce:
+        games = {r["game"] for r in reduce}
+        both = reduce + [r for r in study if r["game"] in games and r["final"]]
+        curves({g: _by([r for r in both if r["game"] == g], losses_of) for g in sorted(games)}, "train",
+               {"": (1, "-")}, "training return (per update, smoothed)", out / "reduce-minatar.png", published=False)
+        sections += ["", "## MinAtar MDPO: the agents' losses averaged or summed, 1M env steps", "",
+                     *game_table(both, "agents' losses")]
     if pilot:  # with the study's PPO runs (its seeds, its budget) as the last word on its task
         study_ppo = [r for r in generalization if r["algo"] == "ppo" and r["cfg"]["net"]["width"] == 1]
         sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot + study_ppo)]

@@ -62,34 +62,34 @@ def test_cohort_loss_is_mean_of_agent_losses_plus_alpha_kl():
 
 
 def _two_adam_steps(agents, cfg, mb):
+    """Each agent's parameters, flat, after two minibatch steps on ``mb``."""
     optimizer = torch.optim.Adam(agents.parameters(), lr=1e-3, eps=cfg.ppo.adam_eps)
     for _ in range(2):
         minibatch_step(agents, optimizer, mb, cfg, torch.Generator().manual_seed(0), cfg.cohort.alpha, None)
-    return torch.cat([p.detach().flatten() for p in agents[0].parameters()])
+    return [torch.cat([p.detach().flatten() for p in agent.parameters()]) for agent in agents]
 
 
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_without_distillation_a_summed_cohort_updates_each_agent_as_ppo_does(reduce):
-    # Agent 0 of a two-agent cohort (alpha 0) starts as the PPO agent and learns from the same minibatch.
-    # The clip is set where it binds for PPO's gradient but not for half of it (the mean's): the sum takes
-    # PPO's two Adam steps exactly, the mean takes others.
+    # Each agent of a two-agent cohort (alpha 0) against a PPO agent with the same start on the agent's own
+    # minibatch. The clip is set where it binds for agent 0's PPO gradient but not for half of it (the
+    # mean's): the sum takes PPO's two Adam steps exactly, for both agents; the mean takes others.
     mb = _minibatch(m=16)._replace(advantages=torch.randn(2, 16, generator=torch.Generator().manual_seed(2)))
-    single = mb._replace(**{f: getattr(mb, f)[:1] for f in mb._fields})
+    own = [mb._replace(**{f: getattr(mb, f)[i:i + 1] for f in mb._fields}) for i in range(2)]
     ppo_cfg = resolve("smoke", "ppo", {"perf.micro_batch": 0})
     probe = _cohort(1)
-    cohort_loss(probe, single, ppo_cfg, 0.0)[0].backward()
+    cohort_loss(probe, own[0], ppo_cfg, 0.0)[0].backward()
     clip = 0.75 * torch.cat([p.grad.flatten() for p in probe.parameters()]).norm().item()
     ppo_cfg = resolve("smoke", "ppo", {"perf.micro_batch": 0, "ppo.max_grad_norm": clip})
     cohort_cfg = resolve("smoke", "mdpo", {"perf.micro_batch": 0, "ppo.max_grad_norm": clip, "cohort.alpha": 0.0,
                                            "cohort.reduce": reduce})
-    ppo = _two_adam_steps(_cohort(1), ppo_cfg, single)
-    cohort = _cohort(2)
-    cohort[0].load_state_dict(_cohort(1)[0].state_dict())
-    member = _two_adam_steps(cohort, cohort_cfg, mb)
+    members = _two_adam_steps(_cohort(2), cohort_cfg, mb)
+    ppo = [_two_adam_steps(nn.ModuleList([_cohort(2)[i]]), ppo_cfg, own[i])[0] for i in range(2)]
     if reduce == "sum":
-        torch.testing.assert_close(member, ppo, rtol=0, atol=1e-6)
+        for member, alone in zip(members, ppo):
+            torch.testing.assert_close(member, alone, rtol=0, atol=1e-6)
     else:
-        assert (member - ppo).abs().max() > 1e-4
+        assert (members[0] - ppo[0]).abs().max() > 1e-4
 
 
 def test_single_agent_has_no_distillation_term():
