@@ -49,7 +49,8 @@ PUBLISHED = {
                   (0, 1.53, "random")],
 }
 OVERFITS = (0.5, 0.15)  # issue 28: PPO overfits where train >= 0.5 of the return range and train - test >= 0.15
-COLOURS = {"ppo": "tab:blue", "mdpo": "tab:orange"}
+COLOURS = {"ppo": "tab:blue", "mdpo": "tab:orange", "mdpo (mean)": "tab:orange", "mdpo (sum)": "tab:green",
+           "2 agents, alpha 0 (sum)": "tab:gray"}
 
 
 def load(run: Path) -> dict:
@@ -127,8 +128,8 @@ def curves(by_game: dict, key: str, columns: dict, ylabel: str, path: Path, publ
         for algo, runs in sorted(by_game[game].items(), key=lambda item: item[0] != "ppo"):
             for what, (column, style) in columns.items():
                 steps, mean, low, high = seed_band(runs, key, column)
-                ax.plot(steps, mean, style, color=COLOURS.get(algo), label=f"{algo} {what} ({len(runs)} seeds)")
-                ax.fill_between(steps, low, high, color=COLOURS.get(algo), alpha=0.15)
+                line, = ax.plot(steps, mean, style, color=COLOURS.get(algo), label=f"{algo} {what} ({len(runs)} seeds)")
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)  # the band in its line's colour
         for step, value, source in PUBLISHED.get(game, []) if published else []:
             ax.plot([step], [value], "k_" if source == "random" else "k*", markersize=12)
             ax.annotate(source, (step, value), textcoords="offset points", xytext=(-6, 5), ha="right", fontsize=6.5)
@@ -191,8 +192,8 @@ def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
         if r["final"]:
             grouped[r["game"], name_of(r)].append(r)
     order = {f"MinAtar/{g}-v1": i for i, g in enumerate(MINATAR_GAMES)}
-    for (game, name), rs in sorted(grouped.items(),
-                                   key=lambda kv: (order.get(kv[0][0], 9), kv[0][1] not in ("ppo", "float32"))):
+    for (game, name), rs in sorted(grouped.items(), key=lambda kv: (order.get(kv[0][0], 9),
+                                                                     kv[0][1] not in ("ppo", "float32"), kv[0][1])):
         if kind == "algorithm":
             extra = "; ".join(f"{v:g} {src}" for step, v, src in PUBLISHED.get(game, []) if step) or "-"
         else:
