@@ -18,10 +18,14 @@
 #   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
 #              cleanrl`), 1M env steps per agent, in bf16 (docs/results/cpu: what bf16 buys and that it learns
 #              the same), a checkpoint every 5 updates (~80k env steps)
+#   gap        why that PPO lies above the Procgen authors' curve at 1M: the same runs with their network's
+#              initialisation (TensorFlow 1's Glorot-uniform encoder, `--net.init glorot`), and in float32 as
+#              they trained; ~2 and ~3 hours of one core per seed (start with SEEDS=1)
 #
 #   STUDY=minatar bash scripts/cpu_study.sh start [JOBS]   runs every run of the study, JOBS at a time (default
 #                                            2, one torch thread each), in the background (setsid: it outlives
 #                                            the shell)
+#   STUDY=minatar bash scripts/cpu_study.sh list   its runs, a line each: name, then `mdpo train`'s flags
 #   bash scripts/cpu_study.sh status         one line per run: steps logged, last training return, and whether it
 #                                            trains now, stopped or finished, with the checkpoint's step (where a
 #                                            resume starts: updates logged after it are trained again)
@@ -106,7 +110,13 @@ runs() {
                     fi ;;
                 procgen)
                     echo "procgen-starpilot-$algo-s$seed --preset cleanrl --env.game starpilot --algo $algo --seed $seed --perf.amp bf16 --checkpoint_every 5" ;;
-                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, clip, reduce, precision or procgen)" >&2; exit 2 ;;
+                gap)  # beside the procgen study's PPO runs of the same seeds
+                    if [[ $algo == ppo ]]; then
+                        flags="--preset cleanrl --env.game starpilot --algo ppo --seed $seed --checkpoint_every 5"
+                        echo "gap-starpilot-ppo-glorot-s$seed $flags --perf.amp bf16 --net.init glorot"
+                        echo "gap-starpilot-ppo-float32-s$seed $flags"
+                    fi ;;
+                *) echo "unknown STUDY=$STUDY (minatar, minigrid, pilot, generalization, clip, reduce, precision, procgen or gap)" >&2; exit 2 ;;
             esac
         done
     done
@@ -135,6 +145,9 @@ case "${1:-}" in
         runs | setsid xargs -r -P "${2:-2}" -L 1 bash -c 'one "$@"' _ >> "$OUT_DIR/$STUDY.log" 2>&1 &
         echo $! > "$OUT_DIR/$STUDY.pid"  # the leader of the study's process group
         echo "started $STUDY: $(runs | wc -l) runs, ${2:-2} at a time, in $OUT_DIR (progress: bash $0 status)"
+        ;;
+    list)  # the study's runs, a line each: name, then the flags `start` gives `mdpo train`
+        runs
         ;;
     status)
         python3 - "$OUT_DIR" <<'PY'

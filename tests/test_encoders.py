@@ -108,3 +108,26 @@ def test_lecun_init_is_haikus_truncated_normal():
     assert torch.linalg.svdvals(cleanrl.actor[-1].weight).max() < 0.011  # CleanRL's: a near-uniform first policy
     with pytest.raises(Exception, match="unknown net.init 'he'"):
         resolve("minatar", "ppo", {"net.init": "he"})
+
+
+def test_glorot_init_is_tensorflows_for_the_encoder_and_keeps_the_heads():
+    torch.manual_seed(0)
+    glorot = ActorCritic((3, 64, 64), 15, init="glorot")
+    torch.manual_seed(0)
+    cleanrl = ActorCritic((3, 64, 64), 15)
+    layers = [m for m in glorot.encoder.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 3 * 5 + 1  # every stage's conv and its two blocks' two convs, then the dense layer
+    for layer in layers:
+        receptive = layer.weight[0, 0].numel()  # 9 for a 3x3 convolution, 1 for the dense layer
+        fan_in, fan_out = layer.weight.shape[1] * receptive, layer.weight.shape[0] * receptive
+        w = layer.weight.detach()
+        assert torch.all(layer.bias == 0)
+        assert w.abs().max() <= (6 / (fan_in + fan_out)) ** 0.5
+        if w.numel() >= 2000:  # uniform on +-limit: std limit / sqrt 3 = sqrt(2 / (fan_in + fan_out))
+            assert abs(w.std().item() / (2 / (fan_in + fan_out)) ** 0.5 - 1) < 0.05
+    # what it changes: a 32->32 convolution has std 1/sqrt(288) under Glorot, 1/sqrt(3 * 288) under PyTorch's default
+    conv = cleanrl.encoder.stages[2].res0.conv0.weight
+    assert abs(conv.std().item() * (3 * 288) ** 0.5 - 1) < 0.05
+    for name in ("actor", "critic"):  # built before the init, from the same seed: the very same heads
+        assert torch.equal(getattr(glorot, name).weight, getattr(cleanrl, name).weight)
+    assert resolve("cleanrl", "ppo", {"net.init": "glorot"}).net.init == "glorot"

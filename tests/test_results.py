@@ -68,3 +68,27 @@ def test_study_status_tells_training_from_stopped_runs_and_names_the_resume_step
     assert lines["b"].endswith("stopped (checkpoint at 4,096)")
     assert lines["c"].endswith("finished") and "8,192 steps" in lines["c"]
     assert status()["a"].endswith("stopped (checkpoint at 4,096)")  # the lock went with its holder
+
+
+def test_every_study_run_is_a_valid_mdpo_train_command():
+    from mdpo.cli import build_parser
+    from mdpo.flags import config_from_args
+
+    def study(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "scripts" / "cpu_study.sh"), "list"], capture_output=True,
+                              text=True, env={**os.environ, "STUDY": name})
+
+    unknown = study("nope")
+    assert unknown.returncode == 2 and not unknown.stdout
+    names = unknown.stderr.split("(")[1].split(")")[0].replace(" or ", ", ").split(", ")
+    assert {"minatar", "procgen", "gap"} <= set(names)
+    for name in names:
+        lines = study(name).stdout.splitlines()
+        assert lines, name
+        assert len({line.split()[0] for line in lines}) == len(lines), f"{name}: two runs share a folder"
+        for line in lines:
+            args, extras = build_parser().parse_known_args(["train", "--total_steps", "1000000", *line.split()[1:]])
+            assert not extras, line
+            config_from_args(args)  # an unknown value (a game, an init) raises here
+    gap = study("gap").stdout
+    assert "gap-starpilot-ppo-glorot-s1 " in gap and "--net.init glorot" in gap

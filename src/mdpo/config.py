@@ -71,8 +71,9 @@ class NetConfig:
     width: int = _f(1, "encoder channel (or unit) multiplier (2 for the scaled-up ablation)")
     hidden: int = _f(256, "features after the encoder (the mlp's units, and the heads' tanh layers)")
     head_layers: int = _f(0, "tanh layers of net.hidden units in each of the actor and critic heads (0 = linear heads)")
-    init: str = _f("cleanrl", "weight init: cleanrl (orthogonal heads, actor std 0.01) or lecun (Haiku's and Flax's "
-                              "default, as in JAX codes such as Pgx; see mdpo.nets.INITS)")
+    init: str = _f("cleanrl", "weight init: cleanrl (orthogonal heads, actor std 0.01), lecun (Haiku's and Flax's "
+                              "default, as in JAX codes such as Pgx) or glorot (TensorFlow 1's encoder, as in "
+                              "openai/baselines; see mdpo.nets.INITS)")
     encoder_from: str = _f("", "run folder whose trained encoder initialises every agent (ablations)")
     encoder_agent: int = _f(0, "which agent of encoder_from supplies the encoder")
     freeze_encoder: bool = _f(False, "keep the encoder fixed; train only the actor and critic heads")

@@ -162,9 +162,20 @@ def lecun_normal(module: nn.Module) -> nn.Module:
     return module
 
 
+def glorot_uniform_encoder(module: nn.Module) -> nn.Module:
+    """The encoder's convolutions and dense layers initialised as TensorFlow 1 does by default, and so
+    openai/baselines' IMPALA CNN that the Procgen authors trained: Glorot uniform, limit
+    sqrt(6 / (fan_in + fan_out)), zero biases. The heads stay orthogonal, as baselines' are."""
+    for layer in module.encoder.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
 # net.init -> what it does to a freshly built actor-critic: "cleanrl" keeps CleanRL's (heads orthogonal, actor
 # std 0.01, critic 1; tanh layers gain sqrt 2; convolutions and the encoders' dense layers PyTorch's default)
-INITS = {"cleanrl": lambda module: module, "lecun": lecun_normal}
+INITS = {"cleanrl": lambda module: module, "lecun": lecun_normal, "glorot": glorot_uniform_encoder}
 
 
 def head(hidden: int, outputs: int, std: float, layers: int = 0) -> nn.Module:
