@@ -12,7 +12,9 @@ MiniGrid train/test study. The training return is
 ``charts/episodic_return`` (the mean return of the episodes that ended in an update); a run's "last 3" is its
 mean over the last 3 updates (about 25k env steps on MinAtar); on Procgen the return at a step is the mean of
 the last 100 episodes, the statistic the Procgen authors' logs give, averaged over +-0.1M as the published points
-are.
+are. Their own StarPilot runs (openai/train-procgen, ``results/easy-all-run{0,1,2}/progress-starpilot.csv``:
+``eprewmean`` and ``eplenmean`` of the first 62 updates, as many as ours) are in ``published/`` and are drawn
+and tabled with the same statistic.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mdpo.logger import read_metrics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "cpu"
 KEPT = ("config.json", "metrics.jsonl", "eval.json", "resumes.jsonl")
+THEIRS = "Procgen authors' PPO"  # openai/train-procgen's easy-mode runs: TensorFlow, float32, procgen 0.9
 MINATAR_GAMES = ("Breakout", "SpaceInvaders", "Asterix", "Freeway", "Seaquest")
 # (env steps, return, source) as published (../shared/reference.md section 6); "~" values read off plots
 PUBLISHED = {
@@ -45,12 +48,11 @@ PUBLISHED = {
     "MinAtar/Asterix-v1": [(1e6, 2, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.53, "random")],
     "MinAtar/Freeway-v1": [(1e6, 28, "PPO, gymnax-blines, no sticky actions (~)"), (0, 0.14, "random")],
     "MinAtar/Seaquest-v1": [],
-    "starpilot": [(5e5, 4.7, "Procgen authors' PPO, 3 seeds"), (1e6, 8.6, "Procgen authors' PPO, 3 seeds (sd 0.2)"),
-                  (0, 1.53, "random")],
+    "starpilot": [(0, 1.53, "random")],  # the Procgen authors' runs are drawn whole (published/)
 }
 OVERFITS = (0.5, 0.15)  # issue 28: PPO overfits where train >= 0.5 of the return range and train - test >= 0.15
-COLOURS = {"ppo": "tab:blue", "mdpo": "tab:orange", "mdpo (mean)": "tab:orange", "mdpo (sum)": "tab:green",
-           "2 agents, alpha 0 (sum)": "tab:gray"}
+COLOURS = {THEIRS: "black", "ppo": "tab:blue", "mdpo": "tab:orange", "mdpo (mean)": "tab:orange",
+           "mdpo (sum)": "tab:green", "2 agents, alpha 0 (sum)": "tab:gray"}
 
 
 def load(run: Path) -> dict:
@@ -63,11 +65,26 @@ def load(run: Path) -> dict:
     final = json.loads((run / "eval.json").read_text())["summary"] if (run / "eval.json").exists() else None
     batch = cfg["env"]["num_envs"] * cfg["ppo"]["num_steps"]
     speeds = [r["charts/SPS"] for r in rows if r.get("charts/SPS")]
-    return {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
-            "train": train, "evals": evals, "entropy": entropy, "final": final, "steps": train[-1][0] if train else 0,
-            "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
-            "at_half": _at(train, 5e5), "lengths": lengths,
-            "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
+    out = {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
+           "train": train, "evals": evals, "entropy": entropy, "final": final, "steps": train[-1][0] if train else 0,
+           "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
+           "at_half": _at(train, 5e5), "lengths": lengths,
+           "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
+    return {**out, "last100": [(step, last_episodes(out, step)) for step, _ in train]}
+
+
+def published_starpilot() -> list[dict]:
+    """The Procgen authors' three easy-mode StarPilot runs, as far as ours go: their ``eprewmean`` per update is
+    the mean of the last 100 episodes already."""
+    rows = np.genfromtxt(RESULTS / "published" / "train-procgen-starpilot-easy.csv", delimiter=",", names=True,
+                         dtype=None, encoding="utf-8")
+    runs = []
+    for seed, name in enumerate(sorted(set(rows["run"]))):
+        mine = rows[rows["run"] == name]
+        runs.append({"name": f"{name} (openai/train-procgen)", "algo": THEIRS, "seed": seed, "final": None,
+                     "steps": int(mine["total_timesteps"][-1]), "lengths": list(mine["eplenmean"]),
+                     "last100": list(zip(mine["total_timesteps"].tolist(), mine["eprewmean"].tolist()))})
+    return runs
 
 
 def _nearest(train: list[tuple[int, float]], step: float) -> int | None:
@@ -100,12 +117,12 @@ def last_episodes(run: dict, step: float, episodes: int = 100) -> float:
     return weighted / total
 
 
-def around(run: dict, step: float, width: float = 1e5) -> float:
-    """The published Procgen statistic at ``step``: the last-100-episodes mean return of every update within
-    ``width`` of it, averaged (the reference's points average the Procgen authors' logs over +-0.1M)."""
-    if _nearest(run["train"], step) is None:
+def around(last100: list[tuple[int, float]], step: float, width: float = 1e5) -> float:
+    """The published Procgen statistic at ``step``: the last-100-episodes mean returns (``run["last100"]``) of
+    every update within ``width`` of it, averaged (the reference's points average the authors' logs over +-0.1M)."""
+    if _nearest(last100, step) is None:
         return float("nan")
-    return float(np.mean([last_episodes(run, s) for s, _ in run["train"] if abs(s - step) <= width]))
+    return float(np.mean([v for s, v in last100 if abs(s - step) <= width]))
 
 
 def smooth(values: list[float], width: int = 5) -> np.ndarray:
@@ -128,7 +145,8 @@ def curves(by_game: dict, key: str, columns: dict, ylabel: str, path: Path, publ
         for algo, runs in sorted(by_game[game].items(), key=lambda item: item[0] != "ppo"):
             for what, (column, style) in columns.items():
                 steps, mean, low, high = seed_band(runs, key, column)
-                line, = ax.plot(steps, mean, style, color=COLOURS.get(algo), label=f"{algo} {what} ({len(runs)} seeds)")
+                label = f"{' '.join(filter(None, (algo, what)))} ({len(runs)} seeds)"
+                line, = ax.plot(steps, mean, style, color=COLOURS.get(algo), label=label)
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)  # the band in its line's colour
         for step, value, source in PUBLISHED.get(game, []) if published else []:
             ax.plot([step], [value], "k_" if source == "random" else "k*", markersize=12)
@@ -237,13 +255,30 @@ def minigrid_table(runs: list[dict]) -> list[str]:
 
 
 def procgen_table(runs: list[dict]) -> list[str]:
-    lines = ["| run | algorithm | seed | env steps | training return at 0.5M (+-0.1M) | at 1M (0.9M-end) | final eval: "
-             "test, train (100 episodes each) | update time | env steps/s |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["algo"] != "ppo", r["seed"])):
+    """A row per run (the Procgen authors' last) and then the mean of each algorithm's seeds."""
+    lines = ["| run | algorithm | seed | env steps | training return at 0.5M (+-0.1M) | at 1M (0.9M-end) | "
+             "episode length at 1M | final eval: test, train (100 episodes each) | update time | env steps/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    order = {"ppo": 0, "mdpo": 1, THEIRS: 2}
+    runs = sorted(runs, key=lambda r: (order.get(r["algo"], 1), r["seed"]))
+    points = {}
+    for r in runs:
+        lengths = [(step, length) for (step, _), length in zip(r["last100"], r["lengths"])]
+        points[r["name"]] = (around(r["last100"], 5e5), around(r["last100"], 1e6), around(lengths, 1e6))
         f = r["final"] or {}
-        final = f"{_num(f['eval/test_return'])}, {_num(f['eval/train_return'])}" if f else "(not finished)"
-        lines.append(f"| {r['name']} | {r['algo']} | {r['seed']} | {r['steps']:,} | {_num(around(r, 5e5))} | "
-                     f"{_num(around(r, 1e6))} | {final} | {r['update_s'] / 60:.0f} min | {r['sps']:,.0f} |")
+        final = f"{_num(f['eval/test_return'])}, {_num(f['eval/train_return'])}" if f else "-"
+        speed = f"{r['update_s'] / 60:.0f} min | {r['sps']:,.0f}" if "sps" in r else "- | -"
+        half, full, length = points[r["name"]]
+        seed = r["seed"] if r["algo"] != THEIRS else "-"
+        lines.append(f"| {r['name']} | {r['algo']} | {seed} | {r['steps']:,} | {_num(half)} | {_num(full)} | "
+                     f"{length:.0f} | {final} | {speed} |")
+    for algo, group in _by(runs, lambda r: r["algo"]).items():
+        half, full, length = (float(np.mean(v)) for v in zip(*(points[r["name"]] for r in group)))
+        finals = [r["final"] for r in group if r["final"]]
+        final = (f"{_num(np.mean([f['eval/test_return'] for f in finals]))}, "
+                 f"{_num(np.mean([f['eval/train_return'] for f in finals]))}") if len(finals) == len(group) else "-"
+        lines.append(f"| mean of {len(group)} | {algo} | | | {_num(half)} | {_num(full)} | {length:.0f} | {final} "
+                     "| | |")
     return lines
 
 
@@ -337,8 +372,9 @@ def main(out: Path, add: list[Path]) -> None:
     clip = [r for r in runs if r["name"].startswith("clip-")]
     sections = []
     if procgen:
-        curves({"starpilot": _by(procgen, lambda r: r["algo"])}, "train", {"": (1, "-")},
-               "training return (per update, smoothed)", out / "procgen-starpilot.png", published=True)
+        procgen += published_starpilot()
+        curves({"starpilot": _by(procgen, lambda r: r["algo"])}, "last100", {"": (1, "-")},
+               "mean return of the last 100 episodes", out / "procgen-starpilot.png", published=True)
         sections += ["## Procgen StarPilot, easy, full distribution", "", *procgen_table(procgen), ""]
     if study:
         by_game: dict = {f"MinAtar/{g}-v1": defaultdict(list) for g in MINATAR_GAMES}
