@@ -62,11 +62,13 @@ def load(run: Path) -> dict:
     lengths = [r["charts/episodic_length"] for r in rows if "charts/episodic_return" in r]
     evals = [(r["global_step"], r["eval/train_return"], r["eval/test_return"]) for r in rows if "eval/test_return" in r]
     entropy = [(r["global_step"], r["losses/entropy"]) for r in rows if "losses/entropy" in r]
+    approx_kl = [(r["global_step"], r["losses/approx_kl"]) for r in rows if "losses/approx_kl" in r]
     final = json.loads((run / "eval.json").read_text())["summary"] if (run / "eval.json").exists() else None
     batch = cfg["env"]["num_envs"] * cfg["ppo"]["num_steps"]
     speeds = [r["charts/SPS"] for r in rows if r.get("charts/SPS")]
     out = {"name": run.name, "game": cfg["env"]["game"], "algo": cfg["algo"], "seed": cfg["seed"], "cfg": cfg,
-           "train": train, "evals": evals, "entropy": entropy, "final": final, "steps": train[-1][0] if train else 0,
+           "train": train, "evals": evals, "entropy": entropy, "approx_kl": approx_kl, "final": final,
+           "steps": train[-1][0] if train else 0,
            "last3": float(np.mean([v for _, v in train[-3:]])) if train else float("nan"),
            "at_half": _at(train, 5e5), "lengths": lengths,
            "update_s": sum(batch / s for s in speeds), "sps": float(np.mean(speeds)) if speeds else float("nan")}
@@ -219,6 +221,25 @@ def game_table(runs: list[dict], kind: str = "algorithm") -> list[str]:
         lines.append(f"| {game.removeprefix('MinAtar/')} | {name} | {len(rs)} | "
                      f"{_spread([r['at_half'] for r in rs])} | {_spread([r['last3'] for r in rs])} | "
                      f"{np.mean([r['final']['eval/test_return'] for r in rs]):.2f} | {extra} |")
+    return lines
+
+
+PHASES = ((1.5e5, 3e5), (4e5, 6e5), (8.5e5, float("inf")))  # early, middle and end of a 1M-step run
+
+
+def phase_table(runs: list[dict]) -> list[str]:
+    """Per game and ``losses_of``: the training return, the policy's entropy and PPO's approx_kl (how far an
+    update moves the policy), each the mean over the updates in a phase of the run and over seeds."""
+    def mean(rs: list[dict], key: str, low: float, high: float) -> float:
+        return float(np.mean([np.mean([v for s, v in r[key] if low <= s <= high]) for r in rs]))
+    head = " | ".join(f"{low / 1e6:g}M-{'end' if high == float('inf') else f'{high / 1e6:g}M'}" for low, high in PHASES)
+    lines = [f"| game | agents' losses | seeds | {head.replace(' |', ': return, entropy, approx_kl |', 1)} |",
+             "|---|---|---|" + "---|" * len(PHASES)]
+    groups = _by([r for r in runs if r["final"]], lambda r: (r["game"], losses_of(r)))
+    for (game, name), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "ppo", kv[0][1])):
+        cells = [f"{mean(rs, 'train', *p):.2f}, {mean(rs, 'entropy', *p):.3f}, {mean(rs, 'approx_kl', *p):.4f}"
+                 for p in PHASES]
+        lines.append(f"| {game.removeprefix('MinAtar/')} | {name} | {len(rs)} | {' | '.join(cells)} |")
     return lines
 
 
@@ -401,7 +422,7 @@ def main(out: Path, add: list[Path]) -> None:
         curves({g: _by([r for r in both if r["game"] == g], losses_of) for g in sorted(games)}, "train",
                {"": (1, "-")}, "training return (per update, smoothed)", out / "reduce-minatar.png", published=False)
         sections += ["", "## MinAtar MDPO: the agents' losses averaged or summed, 1M env steps", "",
-                     *game_table(both, "agents' losses")]
+                     *game_table(both, "agents' losses"), "", *phase_table(both)]
     if pilot:  # with the study's PPO runs (its seeds, its budget) as the last word on its task
         study_ppo = [r for r in generalization if r["algo"] == "ppo" and r["cfg"]["net"]["width"] == 1]
         sections += ["", "## The pilot: where does PPO overfit? (MiniGrid, PPO)", "", *pilot_table(pilot + study_ppo)]
