@@ -232,9 +232,9 @@ def phase_table(runs: list[dict]) -> list[str]:
     update moves the policy), each the mean over the updates in a phase of the run and over seeds."""
     def mean(rs: list[dict], key: str, low: float, high: float) -> float:
         return float(np.mean([np.mean([v for s, v in r[key] if low <= s <= high]) for r in rs]))
-    head = " | ".join(f"{low / 1e6:g}M-{'end' if high == float('inf') else f'{high / 1e6:g}M'}" for low, high in PHASES)
-    lines = [f"| game | agents' losses | seeds | {head.replace(' |', ': return, entropy, approx_kl |', 1)} |",
-             "|---|---|---|" + "---|" * len(PHASES)]
+    heads = [f"{low / 1e6:g}M-" + ("end" if high == float("inf") else f"{high / 1e6:g}M") for low, high in PHASES]
+    heads[0] += ": return, entropy, approx_kl"
+    lines = [f"| game | agents' losses | seeds | {' | '.join(heads)} |", "|---|---|---|" + "---|" * len(PHASES)]
     groups = _by([r for r in runs if r["final"]], lambda r: (r["game"], losses_of(r)))
     for (game, name), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "ppo", kv[0][1])):
         cells = [f"{mean(rs, 'train', *p):.2f}, {mean(rs, 'entropy', *p):.3f}, {mean(rs, 'approx_kl', *p):.4f}"
