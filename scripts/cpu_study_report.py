@@ -5,7 +5,8 @@
 
 Run folders are told apart by their names (scripts/cpu_study.sh gives them): ``minatar-*`` are the
 five-game MinAtar study, ``ablation-*`` the search for the cause of the MinAtar gap (issue 27), ``precision-*``
-MinAtar PPO in bf16 (beside the study's float32 runs), ``procgen-*`` StarPilot, ``pilot-*`` the search for a
+MinAtar PPO in bf16 (beside the study's float32 runs), ``procgen-*`` StarPilot, ``gap-*`` StarPilot PPO with
+the Procgen authors' network start or precision (why ours lies above theirs), ``pilot-*`` the search for a
 MiniGrid task where PPO overfits, ``gen-*`` the train/test study on the task it found (issue 28; drawn by
 ``mdpo report`` into generalization/), ``clip-*`` why MDPO learned slower there, ``minigrid-*`` the earlier
 MiniGrid train/test study. The training return is
@@ -51,7 +52,8 @@ PUBLISHED = {
     "starpilot": [(0, 1.53, "random")],  # the Procgen authors' runs are drawn whole (published/)
 }
 OVERFITS = (0.5, 0.15)  # issue 28: PPO overfits where train >= 0.5 of the return range and train - test >= 0.15
-COLOURS = {THEIRS: "black", "ppo": "tab:blue", "mdpo": "tab:orange", "mdpo (mean)": "tab:orange",
+COLOURS = {THEIRS: "black", "ppo": "tab:blue", "ppo, glorot init": "tab:purple", "ppo, float32": "tab:cyan",
+           "mdpo": "tab:orange", "mdpo (mean)": "tab:orange",
            "mdpo (sum)": "tab:green", "2 agents, alpha 0 (sum)": "tab:gray"}
 
 
@@ -167,6 +169,10 @@ def _num(x: float) -> str:
     return "-" if x != x else f"{x:.2f}"
 
 
+def _count(x: float) -> str:
+    return "-" if x != x else f"{x:.0f}"
+
+
 def _spread(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:.2f}" if values else "-"
@@ -186,6 +192,14 @@ def run_table(runs: list[dict]) -> list[str]:
 
 def precision_of(run: dict) -> str:
     return {"none": "float32"}.get(run["cfg"]["perf"]["amp"], run["cfg"]["perf"]["amp"])
+
+
+def variant_of(run: dict) -> str:
+    """The algorithm, and where a StarPilot run differs from the study's (mdpo's init, bf16), how."""
+    if run["algo"] == THEIRS:
+        return THEIRS
+    init, precision = run["cfg"]["net"]["init"], precision_of(run)
+    return ", ".join([run["algo"]] + [f"{init} init"] * (init != "cleanrl") + [precision] * (precision != "bf16"))
 
 
 def losses_of(run: dict) -> str:
@@ -276,12 +290,12 @@ def minigrid_table(runs: list[dict]) -> list[str]:
 
 
 def procgen_table(runs: list[dict]) -> list[str]:
-    """A row per run (the Procgen authors' last) and then the mean of each algorithm's seeds."""
+    """A row per run (the Procgen authors' last) and then the mean of each variant's seeds (``variant_of``)."""
     lines = ["| run | algorithm | seed | env steps | training return at 0.5M (+-0.1M) | at 1M (0.9M-end) | "
              "episode length at 1M | final eval: test, train (100 episodes each) | update time | env steps/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    order = {"ppo": 0, "mdpo": 1, THEIRS: 2}
-    runs = sorted(runs, key=lambda r: (order.get(r["algo"], 1), r["seed"]))
+    order = {"ppo": 0, "mdpo": 1, THEIRS: 3}
+    runs = sorted(runs, key=lambda r: (order.get(variant_of(r), 2), variant_of(r), r["seed"]))
     points = {}
     for r in runs:
         lengths = [(step, length) for (step, _), length in zip(r["last100"], r["lengths"])]
@@ -291,14 +305,14 @@ def procgen_table(runs: list[dict]) -> list[str]:
         speed = f"{r['update_s'] / 60:.0f} min | {r['sps']:,.0f}" if "sps" in r else "- | -"
         half, full, length = points[r["name"]]
         seed = r["seed"] if r["algo"] != THEIRS else "-"
-        lines.append(f"| {r['name']} | {r['algo']} | {seed} | {r['steps']:,} | {_num(half)} | {_num(full)} | "
-                     f"{length:.0f} | {final} | {speed} |")
-    for algo, group in _by(runs, lambda r: r["algo"]).items():
+        lines.append(f"| {r['name']} | {variant_of(r)} | {seed} | {r['steps']:,} | {_num(half)} | {_num(full)} | "
+                     f"{_count(length)} | {final} | {speed} |")
+    for algo, group in _by(runs, variant_of).items():
         half, full, length = (float(np.mean(v)) for v in zip(*(points[r["name"]] for r in group)))
         finals = [r["final"] for r in group if r["final"]]
         final = (f"{_num(np.mean([f['eval/test_return'] for f in finals]))}, "
                  f"{_num(np.mean([f['eval/train_return'] for f in finals]))}") if len(finals) == len(group) else "-"
-        lines.append(f"| mean of {len(group)} | {algo} | | | {_num(half)} | {_num(full)} | {length:.0f} | {final} "
+        lines.append(f"| mean of {len(group)} | {algo} | | | {_num(half)} | {_num(full)} | {_count(length)} | {final} "
                      "| | |")
     return lines
 
@@ -388,15 +402,20 @@ def main(out: Path, add: list[Path]) -> None:
     precision = [r for r in runs if r["name"].startswith("precision-")]
     reduce = [r for r in runs if r["name"].startswith("reduce-")]
     procgen = [r for r in runs if r["name"].startswith("procgen-")]
+    gap = [r for r in runs if r["name"].startswith("gap-")]
     pilot = [r for r in runs if r["name"].startswith("pilot-")]
     generalization = [r for r in runs if r["name"].startswith("gen-")]
     clip = [r for r in runs if r["name"].startswith("clip-")]
     sections = []
     if procgen:
-        procgen += published_starpilot()
-        curves({"starpilot": _by(procgen, lambda r: r["algo"])}, "last100", {"": (1, "-")},
-               "mean return of the last 100 episodes", out / "procgen-starpilot.png", published=True)
-        sections += ["## Procgen StarPilot, easy, full distribution", "", *procgen_table(procgen), ""]
+        theirs = published_starpilot()
+        panels = {"starpilot": _by(procgen + theirs, variant_of)}
+        if gap:  # why PPO lies above the authors' curve: their network's start, their precision
+            panels["starpilot: PPO with their init, or in their precision"] = _by(
+                [r for r in procgen if r["algo"] == "ppo"] + gap + theirs, variant_of)
+        curves(panels, "last100", {"": (1, "-")}, "mean return of the last 100 episodes",
+               out / "procgen-starpilot.png", published=True)
+        sections += ["## Procgen StarPilot, easy, full distribution", "", *procgen_table(procgen + gap + theirs), ""]
     if study:
         by_game: dict = {f"MinAtar/{g}-v1": defaultdict(list) for g in MINATAR_GAMES}
         for r in study:

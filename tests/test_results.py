@@ -13,6 +13,27 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "cpu"
 
 
+@pytest.fixture(scope="module")
+def report():
+    """scripts/cpu_study_report.py as a module."""
+    spec = importlib.util.spec_from_file_location("cpu_study_report", ROOT / "scripts" / "cpu_study_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_starpilot_runs_are_named_by_how_they_differ_from_the_study(report):
+    """The study's runs are bf16 with mdpo's init; the gap study's change one of the two."""
+    def run(algo, init, amp):
+        return {"algo": algo, "cfg": {"net": {"init": init}, "perf": {"amp": amp}}}
+
+    assert report.variant_of(run("ppo", "cleanrl", "bf16")) == "ppo"
+    assert report.variant_of(run("mdpo", "cleanrl", "bf16")) == "mdpo"
+    assert report.variant_of(run("ppo", "glorot", "bf16")) == "ppo, glorot init"
+    assert report.variant_of(run("ppo", "cleanrl", "none")) == "ppo, float32"
+    assert report.variant_of({"algo": report.THEIRS}) == report.THEIRS
+
+
 def test_tables_regenerate_from_the_committed_runs(tmp_path):
     (tmp_path / "runs").symlink_to(RESULTS / "runs")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "cpu_study_report.py"), "--out", str(tmp_path)],
@@ -26,12 +47,9 @@ def test_no_checkpoint_is_committed():
     assert {p.name for p in (RESULTS / "runs").rglob("*") if p.is_file()} <= kept
 
 
-def test_the_procgen_statistic_is_the_mean_of_the_last_episodes():
+def test_the_procgen_statistic_is_the_mean_of_the_last_episodes(report):
     """Baselines' eprewmean, from per-update means: an update of 100 env steps with episodes of mean length
     25 ended 4 of them; the last 5 episodes at update 3 are its 4 and one of update 2's."""
-    spec = importlib.util.spec_from_file_location("cpu_study_report", ROOT / "scripts" / "cpu_study_report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     run = {"cfg": {"env": {"num_envs": 2}, "ppo": {"num_steps": 50}},
            "train": [(100, 1.0), (200, 2.0), (300, 3.0)], "lengths": [10.0, 50.0, 25.0]}
     assert report.last_episodes(run, 300, episodes=5) == pytest.approx((4 * 3 + 1 * 2) / 5)
@@ -96,12 +114,9 @@ def test_every_study_run_is_a_valid_mdpo_train_command():
     assert "gap-starpilot-ppo-glorot-s1 " in gap and "--net.init glorot" in gap
 
 
-def test_the_procgen_authors_runs_give_the_published_point_with_our_statistic():
+def test_the_procgen_authors_runs_give_the_published_point_with_our_statistic(report):
     """Their three StarPilot logs (published/), put through the report's statistic, give the reference's 4.7 at
     0.5M; every run has the 62 updates ours have."""
-    spec = importlib.util.spec_from_file_location("cpu_study_report", ROOT / "scripts" / "cpu_study_report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     runs = report.published_starpilot()
     assert len(runs) == 3
     for run in runs:
