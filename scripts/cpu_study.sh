@@ -23,8 +23,8 @@
 #              they trained; ~2 and ~3 hours of one core per seed (start with SEEDS=1)
 #
 #   STUDY=minatar bash scripts/cpu_study.sh start [JOBS]   runs every run of the study, JOBS at a time (default
-#                                            2, one torch thread each), in the background (setsid: it outlives
-#                                            the shell)
+#                                            2, $THREADS torch threads each, default 1), in the background
+#                                            (setsid: it outlives the shell)
 #   STUDY=minatar bash scripts/cpu_study.sh list   its runs, a line each: name, then `mdpo train`'s flags
 #   bash scripts/cpu_study.sh status         one line per run: steps logged, last training return, and whether it
 #                                            trains now, stopped or finished, with the checkpoint's step (where a
@@ -41,6 +41,7 @@ STUDY=${STUDY:-minatar}
 OUT_DIR=${OUT_DIR:-runs/cpu}
 STEPS=${STEPS:-1000000}
 SEEDS=${SEEDS:-"1 2 3"}
+THREADS=${THREADS:-1}  # torch threads per run
 GAMES=${GAMES:-"Breakout SpaceInvaders Asterix Freeway Seaquest"}
 MINIGRID_STEPS=${MINIGRID_STEPS:-300000}
 PILOT_TASKS=${PILOT_TASKS:-"FourRooms DoorKey-8x8"}
@@ -131,9 +132,9 @@ one() {  # NAME FLAGS...: train the run, or resume it if it has a checkpoint
     elif [[ -f "$dir/eval.json" ]]; then
         return  # finished (`mdpo train --resume DIR --total_steps N` extends it)
     elif [[ -f "$dir/checkpoint.pt" ]]; then
-        mdpo train --resume "$dir" --torch_threads 1 --quiet
+        mdpo train --resume "$dir" --torch_threads "$THREADS" --quiet
     else
-        mdpo train --total_steps "$STEPS" "$@" --out_dir "$OUT_DIR" --run_name "$name" --torch_threads 1 --quiet
+        mdpo train --total_steps "$STEPS" "$@" --out_dir "$OUT_DIR" --run_name "$name" --torch_threads "$THREADS" --quiet
     fi > "$OUT_DIR/$name.log" 2>&1 || echo "$name: exit $? (see $OUT_DIR/$name.log)"
 }
 
@@ -141,7 +142,7 @@ case "${1:-}" in
     start)
         mkdir -p "$OUT_DIR"
         runs > /dev/null  # an unknown STUDY stops here
-        export -f one; export OUT_DIR STEPS
+        export -f one; export OUT_DIR STEPS THREADS
         runs | setsid xargs -r -P "${2:-2}" -L 1 bash -c 'one "$@"' _ >> "$OUT_DIR/$STUDY.log" 2>&1 &
         echo $! > "$OUT_DIR/$STUDY.pid"  # the leader of the study's process group
         echo "started $STUDY: $(runs | wc -l) runs, ${2:-2} at a time, in $OUT_DIR (progress: bash $0 status)"
