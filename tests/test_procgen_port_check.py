@@ -1,5 +1,6 @@
-"""scripts/procgen_port_check.py: episodes recorded on envpool replay identically on the same game, and a changed
-reward is caught (the `procgen` package is stood in for by envpool itself, behind procgen's interface)."""
+"""scripts/procgen_port_check.py: episodes recorded on envpool, played again with their frames, replay
+identically on the same game, and a changed reward is caught (the `procgen` package is stood in for by envpool
+itself, behind procgen's interface)."""
 
 import importlib.util
 import sys
@@ -43,11 +44,13 @@ def test_recorded_episodes_replay_identically_and_a_changed_reward_is_found(tiny
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     run_dir = train(tiny("ppo", **{"env.game": "starpilot", "env.mode": "easy"}), progress=False)
-    episodes = tmp_path / "episodes.npz"
-    check.record(str(run_dir), str(episodes), levels=2)
+    recorded, episodes = tmp_path / "recorded.npz", tmp_path / "with-frames.npz"
+    check.record(str(run_dir), str(recorded), levels=2)
+    check.frames(str(recorded), str(episodes))  # exits where envpool plays the actions otherwise
     data = np.load(episodes)
     assert len(data["lengths"]) == 2 and len(data["actions"]) == data["lengths"].sum()
     assert len(data["frames"]) == data["lengths"].sum() + 2  # each level's first frame, then one per step
+    assert set(np.load(recorded)) == {"actions", "rewards", "lengths"}  # what is committed: no frames
 
     monkeypatch.setitem(sys.modules, "procgen", stand_in_procgen())
     assert check.replay(str(episodes)) == 0
