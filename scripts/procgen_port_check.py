@@ -50,6 +50,11 @@ def play(levels: int, choose) -> dict:
             "lengths": np.array(lengths), "frames": np.stack(frames)}
 
 
+def starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each episode's steps begin in the concatenated per-step arrays."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+
+
 def record(run_dir: str, out: str, levels: int) -> None:
     """The run's first agent, actions sampled (torch seed 0): its episodes' actions, rewards and lengths."""
     import torch
@@ -67,17 +72,16 @@ def record(run_dir: str, out: str, levels: int) -> None:
 
     episodes = play(levels, sample)
     np.savez_compressed(out, **{k: v for k, v in episodes.items() if k != "frames"})
-    for level, (length, ret) in enumerate(zip(episodes["lengths"], np.split(episodes["rewards"],
-                                                                            np.cumsum(episodes["lengths"])[:-1]))):
-        print(f"level {level}: {length} steps, return {ret.sum():g}")
+    for level, (start, length) in enumerate(zip(starts(episodes["lengths"]), episodes["lengths"])):
+        print(f"level {level}: {length} steps, return {episodes['rewards'][start:start + length].sum():g}")
 
 
 def frames(path: str, out: str) -> None:
     """The recorded actions played again on envpool, which must give the recorded rewards and lengths: the
     episodes with their frames, for ``replay``."""
     data = np.load(path)
-    starts = np.concatenate([[0], np.cumsum(data["lengths"])[:-1]])
-    episodes = play(len(data["lengths"]), lambda obs, level, t: int(data["actions"][starts[level] + t]))
+    first = starts(data["lengths"])
+    episodes = play(len(data["lengths"]), lambda obs, level, t: int(data["actions"][first[level] + t]))
     for key in ("actions", "rewards", "lengths"):
         if not np.array_equal(episodes[key], data[key]):
             sys.exit(f"envpool played {path}'s actions to other {key} than recorded: not deterministic here")
