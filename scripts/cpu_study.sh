@@ -16,7 +16,7 @@
 #   precision  PPO on MinAtar's Breakout and SpaceInvaders in bf16 (`--perf.amp bf16`), beside the minatar
 #              study's float32 runs: does bf16 learn the same?
 #   procgen    PPO and MDPO on StarPilot, easy mode, full distribution, the Procgen paper's settings (`--preset
-#              cleanrl`), 1M env steps per agent, in bf16 (docs/results/cpu: what bf16 buys and that it learns
+#              cleanrl`), 1M env steps per agent, in bf16 (docs/results/cpu: what bf16 buys and whether it learns
 #              the same), a checkpoint every 5 updates (~80k env steps)
 #   gap        why that PPO lies above the Procgen authors' curve at 1M: the same runs with their network's
 #              initialisation (TensorFlow 1's Glorot-uniform encoder, `--net.init glorot`), and in float32 as
